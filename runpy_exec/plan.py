@@ -1,0 +1,65 @@
+"""What a container process must become, fully resolved.
+
+A :class:`ProcessPlan` is the contract between resolution (pure code that
+knows OCI, users and flags) and process setup (the child-side code that makes
+syscalls).  Everything in it is already a number or a final string, so the
+child does no parsing and no lookups after ``fork``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CapabilitySets:
+    """The five Linux capability sets, as capability numbers."""
+
+    bounding: frozenset[int] = frozenset()
+    effective: frozenset[int] = frozenset()
+    inheritable: frozenset[int] = frozenset()
+    permitted: frozenset[int] = frozenset()
+    ambient: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class Rlimit:
+    resource: int  # resource.RLIMIT_* number
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    policy: int  # os.SCHED_* number
+    nice: int = 0
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class IoPriority:
+    ioprio_class: int  # IOPRIO_CLASS_RT=1, BE=2, IDLE=3
+    priority: int
+
+
+@dataclass(frozen=True)
+class ProcessPlan:
+    args: list[str]
+    env: list[str]
+    cwd: str
+    uid: int = 0
+    gid: int = 0
+    additional_gids: tuple[int, ...] = ()
+    umask: int | None = None
+    capabilities: CapabilitySets | None = None  # None: keep what the process has
+    rlimits: tuple[Rlimit, ...] = ()
+    no_new_privileges: bool = False
+    oom_score_adj: int | None = None
+    apparmor_profile: str | None = None
+    selinux_label: str | None = None
+    scheduler: Scheduler | None = None
+    io_priority: IoPriority | None = None
+    cpu_affinity_initial: frozenset[int] | None = None
+    cpu_affinity_final: frozenset[int] | None = None
+    terminal: bool = False
+    console_size: tuple[int, int] | None = None  # (rows, columns)

@@ -1,0 +1,59 @@
+"""What the user asked for, as parsed from the command line, before resolution.
+
+These are plain frozen dataclasses rather than pydantic models on purpose:
+exec runs for every Kubernetes exec probe and pydantic costs ~150 ms to import
+and build; the command line has already typed every value.  Files the user
+hands us (config.json, process.json) are validated against the pydantic
+models' schemas instead (see ``oci`` and ``validate``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    root: str = "/run/pyrunc"
+    log: str | None = None
+    log_format: str = "text"  # "text" or "json"
+    debug: bool = False
+    net_raw: bool = False
+    systemd_cgroup: bool = False
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    container_id: str
+    args: tuple[str, ...] = ()
+    cwd: str | None = None
+    env: tuple[str, ...] = ()
+    user: str | None = None  # "uid[:gid]" or "name[:group]"
+    additional_gids: tuple[str, ...] = ()
+    caps: tuple[str, ...] = ()
+    no_new_privs: bool = False
+    tty: bool = False
+    console_socket: str | None = None
+    detach: bool = False
+    pid_file: str | None = None
+    process_file: str | None = None
+    preserve_fds: int = 0
+    cgroups: tuple[str, ...] = ()
+    ignore_paused: bool = False
+    apparmor: str | None = None
+    process_label: str | None = None
+    internal_pid_file: str | None = None
+    pass_fds: tuple[str, ...] = ()  # "M:N", parsed by resolve.parse_pass_fd
+    exec_fd: int | None = None
+    timeout: str | None = None  # a duration, parsed by resolve.parse_duration
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    container_id: str
+    bundle: str = "."
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
