@@ -1,0 +1,87 @@
+"""Set the calling process's capability sets.
+
+Process setup calls these in a fixed order, because each step needs a
+capability that a later step may take away, and setuid changes the sets:
+
+1. :func:`apply_bounding` first: dropping from the bounding set needs
+   CAP_SETPCAP in the effective set, which :func:`apply_sets` may remove.
+2. ``keep_caps_across_setuid(True)``: when a process whose uids include 0
+   switches all of them to non-zero, the kernel clears its permitted,
+   effective and ambient sets; keep-caps spares the permitted set, so the
+   capabilities the container is granted are still there to be made effective.
+3. setgroups, setgid, setuid: these need CAP_SETGID/CAP_SETUID, still effective.
+4. :func:`apply_sets`: after setuid, which emptied the effective and ambient
+   sets.  The ambient set is raised last, since the kernel only accepts a
+   capability there that is already both permitted and inheritable.
+
+The keep-caps flag is reset by execve, so it need not be turned off after.
+"""
+
+from __future__ import annotations
+
+import errno
+
+import prctl
+
+from runpy_exec.linux import syscalls
+from runpy_exec.plan import CapabilitySets
+
+
+def last_cap() -> int:
+    """The highest capability number the running kernel knows."""
+    with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as f:
+        return int(f.read())
+
+
+def _all_caps() -> range:
+    """Every capability of the running kernel, each of which must be set or cleared.
+
+    python-prctl refuses numbers it was not built to know.  Failing here is
+    safer than leaving a newer kernel's capability in the process untouched.
+    """
+    last = last_cap()
+    if last > max(prctl.ALL_CAPS):
+        raise OSError(errno.ENOTSUP, f"capset: python-prctl does not know capability {last}")
+    return range(last + 1)
+
+
+def apply_bounding(keep: frozenset[int]) -> None:
+    """Drop from the bounding set every capability not in ``keep``.
+
+    The bounding set caps what any later execve can gain, including through a
+    set-user-ID-root or file-capability binary in the container.
+    """
+    for cap in range(last_cap() + 1):
+        if cap not in keep:
+            try:
+                prctl.capbset_drop(cap)
+            except OSError as err:
+                raise OSError(err.errno, f"prctl(PR_CAPBSET_DROP, {cap}): {err.strerror}") from err
+
+
+def keep_caps_across_setuid(on: bool) -> None:
+    prctl.set_keepcaps(on)
+
+
+def apply_sets(caps: CapabilitySets) -> None:
+    """Make the effective, permitted, inheritable and ambient sets exactly ``caps``.
+
+    One capset(2) sets the first three together, so the kernel judges the
+    final combination rather than each intermediate step (e.g. effective must
+    stay within permitted).
+    """
+    every = _all_caps()
+    try:
+        prctl.set_caps(
+            (sorted(caps.effective), prctl.CAP_EFFECTIVE, True),
+            ([c for c in every if c not in caps.effective], prctl.CAP_EFFECTIVE, False),
+            (sorted(caps.permitted), prctl.CAP_PERMITTED, True),
+            ([c for c in every if c not in caps.permitted], prctl.CAP_PERMITTED, False),
+            (sorted(caps.inheritable), prctl.CAP_INHERITABLE, True),
+            ([c for c in every if c not in caps.inheritable], prctl.CAP_INHERITABLE, False),
+        )
+    except OSError as err:
+        raise OSError(err.errno, f"capset: {err.strerror}") from err
+    syscalls.ambient_clear_all()
+    for cap in sorted(caps.ambient):
+        syscalls.ambient_raise(cap)

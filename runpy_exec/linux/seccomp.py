@@ -1,0 +1,206 @@
+"""Build a seccomp filter from an OCI ``linux.seccomp`` profile, and load it.
+
+Building and loading are separate because they belong on different sides of
+fork.  :func:`prepare` parses and compiles in the parent, where an error can
+still be reported plainly; the child only calls :func:`load`, one syscall.
+
+pyseccomp is imported only here and only when a profile exists: its import
+looks libseccomp up with ldconfig, which costs ~25 ms.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from runpy_exec.errors import PyruncError
+
+if TYPE_CHECKING:
+    import pyseccomp
+
+_ARCHES = {
+    "SCMP_ARCH_X86": "X86",
+    "SCMP_ARCH_X86_64": "X86_64",
+    "SCMP_ARCH_X32": "X32",
+    "SCMP_ARCH_ARM": "ARM",
+    "SCMP_ARCH_AARCH64": "AARCH64",
+    "SCMP_ARCH_MIPS": "MIPS",
+    "SCMP_ARCH_MIPS64": "MIPS64",
+    "SCMP_ARCH_MIPS64N32": "MIPS64N32",
+    "SCMP_ARCH_MIPSEL": "MIPSEL",
+    "SCMP_ARCH_MIPSEL64": "MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32": "MIPSEL64N32",
+    "SCMP_ARCH_PPC": "PPC",
+    "SCMP_ARCH_PPC64": "PPC64",
+    "SCMP_ARCH_PPC64LE": "PPC64LE",
+    "SCMP_ARCH_S390": "S390",
+    "SCMP_ARCH_S390X": "S390X",
+    "SCMP_ARCH_PARISC": "PARISC",
+    "SCMP_ARCH_PARISC64": "PARISC64",
+    "SCMP_ARCH_RISCV64": "RISCV64",
+}
+
+_OPS = {
+    "SCMP_CMP_NE": "NE",
+    "SCMP_CMP_LT": "LT",
+    "SCMP_CMP_LE": "LE",
+    "SCMP_CMP_EQ": "EQ",
+    "SCMP_CMP_GE": "GE",
+    "SCMP_CMP_GT": "GT",
+    "SCMP_CMP_MASKED_EQ": "MASKED_EQ",
+}
+
+# seccomp(2) filter flags, set through the libseccomp attribute that asks for them.
+_FLAGS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": "CTL_TSYNC",
+    "SECCOMP_FILTER_FLAG_LOG": "CTL_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": "CTL_SSB",
+}
+
+_MAX_ARGS = 6
+
+
+@dataclass
+class Filter:
+    """A compiled filter, ready for :func:`load` in the child.
+
+    ``notify`` is set when some rule hands syscalls to a user-space listener;
+    the caller then sends the fd :func:`load` returns to ``listener_path``.
+    """
+
+    syscall_filter: pyseccomp.SyscallFilter
+    notify: bool = False
+    listener_path: str = ""
+
+
+def _action(name: str, errno_ret: int | None) -> int:
+    """The libseccomp action value for an OCI SCMP_ACT_* name.
+
+    An ERRNO or TRACE action without errnoRet returns EPERM, as runc does.
+    """
+    import pyseccomp
+
+    ret = errno.EPERM if errno_ret is None else errno_ret
+    actions: dict[str, int] = {
+        "SCMP_ACT_KILL": pyseccomp.KILL,
+        "SCMP_ACT_KILL_THREAD": pyseccomp.KILL_THREAD,
+        "SCMP_ACT_KILL_PROCESS": pyseccomp.KILL_PROCESS,
+        "SCMP_ACT_TRAP": pyseccomp.TRAP,
+        "SCMP_ACT_ALLOW": pyseccomp.ALLOW,
+        "SCMP_ACT_LOG": pyseccomp.LOG,
+        "SCMP_ACT_NOTIFY": pyseccomp.NOTIFY,
+        "SCMP_ACT_ERRNO": pyseccomp.ERRNO(ret),
+        "SCMP_ACT_TRACE": pyseccomp.TRACE(ret),
+    }
+    try:
+        return actions[name]
+    except KeyError:
+        raise PyruncError(f"seccomp: {name!r} is not a valid action") from None
+
+
+def _condition(syscall: str, arg: dict[str, Any]) -> pyseccomp.Arg:
+    """One argument comparison; for SCMP_CMP_MASKED_EQ, value is the mask."""
+    import pyseccomp
+
+    index = arg.get("index", 0)
+    op = _OPS.get(arg.get("op", ""))
+    if op is None:
+        raise PyruncError(f"seccomp: {syscall}: {arg.get('op')!r} is not a valid operator")
+    if not 0 <= index < _MAX_ARGS:
+        raise PyruncError(f"seccomp: {syscall}: argument index {index} is out of range")
+    return pyseccomp.Arg(index, getattr(pyseccomp, op), arg.get("value", 0), arg.get("valueTwo", 0))
+
+
+def _add_rules(flt: pyseccomp.SyscallFilter, default: int, rule: dict[str, Any]) -> bool:
+    """Add one ``syscalls[]`` entry; return whether its action is NOTIFY."""
+    import pyseccomp
+
+    action_name: str = rule.get("action", "")
+    action = _action(action_name, rule.get("errnoRet"))
+    if action == default:
+        # libseccomp refuses a rule that repeats the default action, and it
+        # would change nothing.
+        return False
+    args = rule.get("args") or []
+    indexes = [a.get("index", 0) for a in args]
+    for name in rule.get("names") or []:
+        number = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
+        if number < 0:
+            # A name this libseccomp does not know: the profile may be newer
+            # than the library, and runc skips such names too.
+            continue
+        conditions = [_condition(name, a) for a in args]
+        try:
+            if len(set(indexes)) == len(indexes):
+                # Conditions on distinct arguments must all hold (AND).
+                flt.add_rule(action, number, *conditions)
+            else:
+                # Several conditions on one argument cannot all hold at once;
+                # OCI (after runc) reads them as alternatives, one rule each.
+                for cond in conditions:
+                    flt.add_rule(action, number, cond)
+        except OSError as err:
+            raise PyruncError(f"seccomp: add rule for {name}: {err.strerror}") from err
+    return action_name == "SCMP_ACT_NOTIFY"
+
+
+def prepare(profile: dict[str, Any]) -> Filter:
+    """Compile an OCI seccomp profile (the ``linux.seccomp`` object) into a filter.
+
+    The filter does not set no_new_privs itself: whether the process gets it
+    is the caller's decision (process.noNewPrivileges).  Without it, loading
+    requires CAP_SYS_ADMIN, so the caller loads before dropping capabilities.
+    """
+    import pyseccomp
+
+    default = _action(profile.get("defaultAction", ""), profile.get("defaultErrnoRet"))
+    if profile.get("defaultAction") == "SCMP_ACT_NOTIFY":
+        raise PyruncError("seccomp: SCMP_ACT_NOTIFY cannot be the default action")
+    try:
+        flt = pyseccomp.SyscallFilter(default)
+        flt.set_attr(pyseccomp.Attr.CTL_NNP, 0)
+        for arch_name in profile.get("architectures") or []:
+            arch_attr = _ARCHES.get(arch_name)
+            if arch_attr is None:
+                raise PyruncError(f"seccomp: {arch_name!r} is not a valid architecture")
+            arch = getattr(pyseccomp.Arch, arch_attr)
+            if not flt.exist_arch(arch):
+                flt.add_arch(arch)
+        for flag in profile.get("flags") or []:
+            attr = _FLAGS.get(flag)
+            if attr is None:
+                raise PyruncError(f"seccomp: flag {flag!r} is not supported")
+            flt.set_attr(getattr(pyseccomp.Attr, attr), 1)
+    except OSError as err:
+        raise PyruncError(f"seccomp: {err.strerror}") from err
+    notify = False
+    for rule in profile.get("syscalls") or []:
+        notify |= _add_rules(flt, default, rule)
+    listener = profile.get("listenerPath") or ""
+    if notify and not listener:
+        raise PyruncError("seccomp: SCMP_ACT_NOTIFY needs listenerPath, which is not set")
+    return Filter(flt, notify, listener)
+
+
+def load(flt: Filter) -> int | None:
+    """Install the filter on the calling thread; return the notify fd if it has one.
+
+    Everything the process does after this runs under the filter, so the
+    caller loads it as late as it can: just before execve when it may set
+    no_new_privs, or else while it still holds CAP_SYS_ADMIN.
+    """
+    import pyseccomp
+
+    try:
+        flt.syscall_filter.load()
+    except OSError as err:
+        raise OSError(err.errno, f"seccomp load: {err.strerror}") from err
+    if not flt.notify:
+        return None
+    # pyseccomp has no public call for the listener fd that libseccomp keeps.
+    fd: int = pyseccomp._libseccomp.seccomp_notify_fd(flt.syscall_filter._filter)
+    if fd < 0:
+        raise OSError(-fd, f"seccomp_notify_fd: {os.strerror(-fd)}")
+    return fd

@@ -1,0 +1,238 @@
+"""Seccomp profiles compiled in the parent and loaded in a forked child, as the runtime does."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import signal
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from runpy_exec.errors import PyruncError
+from runpy_exec.linux import seccomp
+from runpy_exec.linux.proc import status_field
+
+pytestmark = pytest.mark.root
+
+_libc = ctypes.CDLL(None, use_errno=True)
+QUERY_PERSONALITY = 0xFFFFFFFF
+
+
+def in_child(body: Callable[[], None]) -> int:
+    """Run ``body`` in a forked child; return its wait status, failing with its traceback."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        status = 0
+        try:
+            body()
+        except BaseException:
+            os.write(w, traceback.format_exc().encode())
+            status = 1
+        os._exit(status)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        report = f.read().decode()
+    _, wait_status = os.waitpid(pid, 0)
+    assert not os.WIFEXITED(wait_status) or os.WEXITSTATUS(wait_status) == 0, report
+    return wait_status
+
+
+def allow_all_but(*rules: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": list(rules),
+    }
+
+
+def personality(persona: int) -> int:
+    result: int = _libc.personality(ctypes.c_ulong(persona))
+    return -ctypes.get_errno() if result == -1 else result
+
+
+def test_errno_action_returns_errno_ret(tmp_path: os.PathLike[str]) -> None:
+    flt = seccomp.prepare(
+        allow_all_but(
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EXDEV},
+            {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO"},
+        )
+    )
+    target = os.path.join(tmp_path, "d")
+
+    def body() -> None:
+        assert seccomp.load(flt) is None
+        with pytest.raises(OSError) as mkdir_error:
+            os.mkdir(target)
+        assert mkdir_error.value.errno == errno.EXDEV
+        with pytest.raises(OSError) as rmdir_error:
+            os.rmdir(str(tmp_path))
+        assert rmdir_error.value.errno == errno.EPERM
+        assert status_field("self", "Seccomp") == "2"
+
+    in_child(body)
+    assert not os.path.exists(target)
+    os.mkdir(target)  # the parent is not filtered
+    os.rmdir(target)
+
+
+@pytest.mark.parametrize("action", ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS"])
+def test_kill_action_kills_with_sigsys(action: str) -> None:
+    flt = seccomp.prepare(allow_all_but({"names": ["getppid"], "action": action}))
+
+    def body() -> None:
+        seccomp.load(flt)
+        os.getppid()
+
+    status = in_child(body)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS
+
+
+def test_argument_condition() -> None:
+    flt = seccomp.prepare(
+        allow_all_but(
+            {
+                "names": ["personality"],
+                "action": "SCMP_ACT_ERRNO",
+                "args": [{"index": 0, "value": QUERY_PERSONALITY, "op": "SCMP_CMP_NE"}],
+            }
+        )
+    )
+
+    def body() -> None:
+        seccomp.load(flt)
+        assert personality(QUERY_PERSONALITY) >= 0
+        assert personality(0) == -errno.EPERM
+
+    in_child(body)
+
+
+def test_conditions_on_one_argument_are_alternatives() -> None:
+    addr_no_randomize = 0x0040000
+    read_implies_exec = 0x0400000
+    flt = seccomp.prepare(
+        allow_all_but(
+            {
+                "names": ["personality"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": errno.EACCES,
+                "args": [
+                    {"index": 0, "value": addr_no_randomize, "op": "SCMP_CMP_EQ"},
+                    {"index": 0, "value": read_implies_exec, "op": "SCMP_CMP_EQ"},
+                ],
+            }
+        )
+    )
+
+    def body() -> None:
+        seccomp.load(flt)
+        assert personality(addr_no_randomize) == -errno.EACCES
+        assert personality(read_implies_exec) == -errno.EACCES
+        assert personality(QUERY_PERSONALITY) >= 0
+
+    in_child(body)
+
+
+def test_masked_eq_uses_value_as_mask_and_value_two_as_result() -> None:
+    addr_no_randomize = 0x0040000
+    flt = seccomp.prepare(
+        allow_all_but(
+            {
+                "names": ["personality"],
+                "action": "SCMP_ACT_ERRNO",
+                "args": [
+                    {
+                        "index": 0,
+                        "value": addr_no_randomize,
+                        "valueTwo": addr_no_randomize,
+                        "op": "SCMP_CMP_MASKED_EQ",
+                    }
+                ],
+            }
+        )
+    )
+
+    def body() -> None:
+        seccomp.load(flt)
+        assert personality(addr_no_randomize | 0x0000008) == -errno.EPERM
+        assert personality(0) >= 0
+
+    in_child(body)
+
+
+def test_unknown_syscall_names_are_skipped() -> None:
+    flt = seccomp.prepare(
+        allow_all_but(
+            {"names": ["no_such_syscall", "mkdir"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},
+        )
+    )
+
+    def body() -> None:
+        seccomp.load(flt)
+        with pytest.raises(PermissionError):
+            os.mkdir("/nonexistent-parent/child")
+
+    in_child(body)
+
+
+def test_filter_flags_are_accepted_and_loaded() -> None:
+    profile = allow_all_but({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"})
+    profile["flags"] = ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
+    flt = seccomp.prepare(profile)
+
+    def body() -> None:
+        seccomp.load(flt)
+        with pytest.raises(PermissionError):
+            os.mkdir("/nonexistent-parent/child")
+
+    in_child(body)
+
+
+def test_notify_returns_the_listener_fd() -> None:
+    profile = allow_all_but({"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"})
+    with pytest.raises(PyruncError, match="listenerPath"):
+        seccomp.prepare(profile)
+    profile["listenerPath"] = "/run/some-agent.sock"
+    flt = seccomp.prepare(profile)
+    assert flt.notify and flt.listener_path == "/run/some-agent.sock"
+
+    def body() -> None:
+        fd = seccomp.load(flt)
+        assert fd is not None
+        assert os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:seccomp notify"
+
+    in_child(body)
+
+
+@pytest.mark.parametrize(
+    ("profile", "message"),
+    [
+        ({"defaultAction": "SCMP_ACT_FOO"}, "SCMP_ACT_FOO"),
+        ({"defaultAction": "SCMP_ACT_NOTIFY"}, "default action"),
+        ({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_Z80"]}, "Z80"),
+        ({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_X"]}, "FLAG_X"),
+        (
+            allow_all_but({"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0}]}),
+            "operator",
+        ),
+        (
+            allow_all_but(
+                {
+                    "names": ["read"],
+                    "action": "SCMP_ACT_ERRNO",
+                    "args": [{"index": 6, "op": "SCMP_CMP_EQ"}],
+                }
+            ),
+            "index 6",
+        ),
+    ],
+)
+def test_invalid_profiles_are_refused(profile: dict[str, Any], message: str) -> None:
+    with pytest.raises(PyruncError, match=message):
+        seccomp.prepare(profile)
