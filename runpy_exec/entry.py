@@ -1,0 +1,90 @@
+"""The ``pyrunc`` console command: choose a parser, turn failures into statuses.
+
+A well-formed ``exec`` is parsed by ``execargs`` with the standard library
+only; everything else (other commands, help, anything unusual) goes through
+the Typer app in ``cli``, whose import alone costs more than exec's budget.
+This module must therefore import nothing beyond those two small modules.
+
+Failures are reported once, here: a ``PyruncError`` as its one-line message
+and its exit code, anything unexpected as a one-line internal error (with the
+traceback only under ``--debug``), never a traceback for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from runpy_exec import execargs, log
+from runpy_exec.errors import PyruncError
+
+EXEC_ERROR = 255
+INTERRUPTED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(args)
+    except PyruncError as err:
+        log.error(str(err))
+        return err.exit_code
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except SystemExit as exit_:
+        return _exit_status(exit_.code)
+    except BrokenPipeError:
+        # The reader went away (`pyrunc list | head`); there is nobody to tell.
+        _silence_stdout()
+        return 1
+    except Exception as err:  # the last line of defence: never a bare traceback
+        return _internal_error(err, args)
+    finally:
+        log.reset()
+
+
+def _dispatch(args: list[str]) -> int:
+    parsed = execargs.parse(args)
+    if parsed is None:
+        from runpy_exec import cli
+
+        return cli.run(args)
+    opts, req = parsed
+    log.configure(opts)
+    from runpy_exec import exec_cmd
+
+    return exec_cmd.exec_(opts, req)
+
+
+def _exit_status(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    log.error(str(code))
+    return 1
+
+
+def _internal_error(err: Exception, args: list[str]) -> int:
+    if log.debug_enabled():
+        import traceback
+
+        traceback.print_exception(err, file=sys.stderr)
+    log.error(f"pyrunc: internal error: {type(err).__name__}: {err}")
+    return EXEC_ERROR if execargs.subcommand(args) == "exec" else 1
+
+
+def _silence_stdout() -> None:
+    """Keep the interpreter's final flush of stdout from failing a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
