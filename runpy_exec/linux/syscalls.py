@@ -138,3 +138,16 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
         ctypes.c_size_t(ctypes.sizeof(how)),
     )
     return _check(fd, f"openat2 {path}")
+
+
+_SYS_IOPRIO_SET = 251
+_IOPRIO_WHO_PROCESS = 1
+_IOPRIO_CLASS_SHIFT = 13
+
+
+def ioprio_set(ioprio_class: int, priority: int) -> None:
+    value = (ioprio_class << _IOPRIO_CLASS_SHIFT) | priority
+    result = _libc.syscall(
+        _SYS_IOPRIO_SET, ctypes.c_int(_IOPRIO_WHO_PROCESS), ctypes.c_int(0), ctypes.c_int(value)
+    )
+    _check(result, "ioprio_set")

@@ -1,0 +1,432 @@
+"""``pyrunc create`` and ``pyrunc run``: make a container and leave its init waiting.
+
+The parent validates the bundle and prepares cgroups, then forks a first
+child that enters the new namespaces (the user namespace first, with the id
+maps written by the parent) and forks the container's init, pid 1 of the new
+pid namespace.  The init builds the root filesystem, reports "ready", and
+blocks opening the exec fifo until ``start`` opens the other end; then it
+becomes the container process through the same setup path as ``exec``.
+Anything that fails before "ready" is undone: no process, cgroup or state
+directory is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import signal
+import socket
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from runpy_exec import state as store
+from runpy_exec.errors import PyruncError
+from runpy_exec.plan import ProcessPlan
+from runpy_exec.requests import CreateRequest, GlobalOptions
+
+
+@dataclass
+class _Created:
+    container: store.Container
+    master_fd: int | None = None
+    cleanup: list[Any] = field(default_factory=list)
+
+
+def create(opts: GlobalOptions, req: CreateRequest) -> None:
+    created = _create(opts, req, detached=True)
+    if created.master_fd is not None:
+        os.close(created.master_fd)
+
+
+def run(opts: GlobalOptions, req: CreateRequest, detach: bool, keep: bool) -> int:
+    """create + start; in the foreground, wait for the init and exit with its status."""
+    from runpy_exec import lifecycle
+
+    if not detach:
+        import prctl
+
+        # The init's first parent exits right away; as subreaper we inherit
+        # the init and can wait for its status.
+        prctl.set_child_subreaper(1)
+    created = _create(opts, req, detached=detach)
+    container = created.container
+    try:
+        lifecycle.start(opts, container.id)
+    except PyruncError:
+        lifecycle.destroy(container, store.status_of(container))
+        raise
+    if detach:
+        return 0
+    from runpy_exec import exec_cmd
+
+    status = exec_cmd.wait_for(container.init_pid, created.master_fd, timeout=None)
+    if not keep:
+        lifecycle.destroy(container, "stopped")
+    return status
+
+
+def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created:
+    from runpy_exec import oci
+
+    if opts.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
+        raise PyruncError("--systemd-cgroup: systemd is not running on this host")
+    store.validate_id(req.container_id)
+    bundle = os.path.abspath(req.bundle)
+    spec = oci.load_spec(os.path.join(bundle, "config.json"))
+    process = spec.get("process")
+    if not process:
+        raise PyruncError("config.json: process: field required")
+    terminal = bool(process.get("terminal"))
+    if terminal and detached and not req.console_socket:
+        raise PyruncError("cannot allocate tty if pyrunc will detach without setting "
+                          "console socket")
+    if req.console_socket and not terminal:
+        raise PyruncError("--console-socket given but process.terminal is false in config.json")
+    rootfs = os.path.join(bundle, spec["root"]["path"])
+    if not os.path.isdir(rootfs):
+        raise PyruncError(f"config.json: root.path: {rootfs}: no such directory")
+    plan = _resolve_plan(opts, process, rootfs)
+    seccomp_filter = _prepare_seccomp(spec)
+    console = _connect_console(req.console_socket) if req.console_socket else None
+    state_dir = store.make_container_dir(opts.root, req.container_id)
+    container = store.Container(
+        id=req.container_id, state_dir=state_dir, bundle=bundle, rootfs=rootfs,
+        init_pid=0, init_start_time=0, created=_now(), config=spec,
+        annotations=spec.get("annotations") or {},
+    )
+    try:
+        master_fd = _start_init(container, spec, plan, seccomp_filter, req, terminal)
+        if master_fd is not None and console is not None:
+            from runpy_exec.linux import console as console_io
+
+            console_io.send_fd(console, master_fd)
+            os.close(master_fd)
+            master_fd = None
+        store.save(container)
+        from runpy_exec import hooks, lifecycle
+
+        created_state = lifecycle.oci_state(container, "created")
+        hooks.run_hooks(container, "prestart", created_state, fatal=True)
+        hooks.run_hooks(container, "createRuntime", created_state, fatal=True)
+        if req.pid_file:
+            store.write_pid_file(req.pid_file, container.init_pid)
+    except BaseException:
+        _undo(container)
+        raise
+    finally:
+        if console is not None:
+            console.close()
+    return _Created(container=container, master_fd=master_fd)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _resolve_plan(opts: GlobalOptions, process: dict[str, Any], rootfs: str) -> ProcessPlan:
+    from runpy_exec import containerfs, resolve
+    from runpy_exec.linux import capabilities
+
+    try:
+        passwd = containerfs.read_container_file(rootfs, "/etc/passwd")
+        group = containerfs.read_container_file(rootfs, "/etc/group")
+    except resolve.ResolveError as err:
+        raise PyruncError(err.detail) from None
+    return resolve.resolve_container_process(
+        process, passwd, group, opts.net_raw, capabilities.last_cap())
+
+
+def _prepare_seccomp(spec: dict[str, Any]) -> Any:
+    profile = (spec.get("linux") or {}).get("seccomp")
+    if not profile:
+        return None
+    from runpy_exec.linux import seccomp
+
+    try:
+        return seccomp.prepare(profile)
+    except (OSError, ValueError) as err:
+        raise PyruncError(f"config.json: linux.seccomp: {err}") from None
+
+
+def _connect_console(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+    except OSError as err:
+        sock.close()
+        raise PyruncError(f"console socket {path}: {(err.strerror or str(err)).lower()}") from None
+    return sock
+
+
+def _undo(container: store.Container) -> None:
+    """Leave nothing behind after a failed create."""
+    from runpy_exec.linux import cgroups
+
+    if container.init_pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(container.init_pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(container.init_pid, 0)
+    with contextlib.suppress(OSError, PyruncError):
+        cgroups.destroy(container.cgroup_paths)
+    with contextlib.suppress(OSError):
+        for name in os.listdir(container.state_dir):
+            os.unlink(os.path.join(container.state_dir, name))
+        os.rmdir(container.state_dir)
+
+
+_NS_FILES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
+             "user": "user", "cgroup": "cgroup", "time": "time"}
+
+
+def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessPlan,
+                seccomp_filter: Any, req: CreateRequest, terminal: bool) -> int | None:
+    from runpy_exec.linux import cgroups
+
+    linux = spec.get("linux") or {}
+    paths = cgroups.resolve_paths(linux.get("cgroupsPath"), container.id)
+    container.cgroup_paths = paths
+    cgroups.create(paths)
+    cgroups.apply_resources(paths, _resources_with_default_devices(linux))
+    fifo = os.path.join(container.state_dir, store.EXEC_FIFO)
+    os.mkfifo(fifo, 0o622)
+    namespaces = linux.get("namespaces") or []
+    sync = _Channels.open(terminal)
+    cgroup_fds = cgroups.open_procs_fds(paths)
+    fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+    joined = _open_joined_namespaces(namespaces)
+    try:
+        first = os.fork()
+        if first == 0:
+            _first_child(spec, plan, seccomp_filter, req, sync, cgroup_fds, fifo_fd, joined,
+                         container.bundle, paths)
+        sync.close_child_ends()
+        _map_user_ids(first, spec, sync)
+        init_pid = int(sync.read_line() or 0)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(first, 0)
+        container.init_pid = init_pid
+        master_fd = sync.receive_master() if terminal else None
+        if sync.read_line() != "ready":
+            error = sync.read_error()
+            if master_fd is not None:
+                os.close(master_fd)
+            raise PyruncError(error or "container init died before it was ready")
+    finally:
+        for fd in [*cgroup_fds, fifo_fd, *(fd for _, fd in joined)]:
+            os.close(fd)
+        sync.close()
+    from runpy_exec.linux import proc
+
+    container.init_start_time = proc.start_time(init_pid)
+    container.namespace_paths = {
+        ns["type"]: f"/proc/{init_pid}/ns/{_NS_FILES[ns['type']]}"
+        for ns in namespaces if ns.get("type") in _NS_FILES
+    }
+    return master_fd
+
+
+# Devices every container may use whatever its spec says, as runc allows them:
+# mknod of any node, the standard character devices, ptys, and /dev/net/tun.
+_ALWAYS_ALLOWED_DEVICES = [
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    *({"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+      for major, minor in ((1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9), (5, 2), (10, 200))),
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+]
+
+
+def _resources_with_default_devices(linux: dict[str, Any]) -> dict[str, Any]:
+    """The spec's device rules, then the always-allowed ones and the spec's own devices."""
+    resources = dict(linux.get("resources") or {})
+    rules = list(resources.get("devices") or [])
+    rules += _ALWAYS_ALLOWED_DEVICES
+    rules += [{"allow": True, "type": d["type"], "major": d.get("major"),
+               "minor": d.get("minor"), "access": "rwm"}
+              for d in linux.get("devices") or [] if d.get("type") in ("c", "b", "u")]
+    resources["devices"] = rules
+    return resources
+
+
+def _open_joined_namespaces(namespaces: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    joined = []
+    for ns in namespaces:
+        if ns.get("path"):
+            try:
+                joined.append((ns["type"], os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)))
+            except OSError as err:
+                for _, fd in joined:
+                    os.close(fd)
+                raise PyruncError(f"config.json: linux.namespaces: {ns['type']} path "
+                                  f"{ns['path']}: {err.strerror}") from None
+    return joined
+
+
+def _map_user_ids(first: int, spec: dict[str, Any], sync: _Channels) -> None:
+    """The parent, still privileged on the host, writes the new user namespace's maps."""
+    linux = spec.get("linux") or {}
+    wants_userns = any(ns.get("type") == "user" and not ns.get("path")
+                       for ns in linux.get("namespaces") or [])
+    if not wants_userns:
+        return
+    if sync.read_line() != "userns":
+        return
+    from runpy_exec.linux import namespaces
+
+    namespaces.write_id_maps(first, linux.get("uidMappings") or [], linux.get("gidMappings") or [])
+    sync.tell_child("mapped")
+
+
+@dataclass
+class _Channels:
+    """Pipes between the parent and the two children: lines up, errors up, go-aheads down."""
+
+    up_r: int
+    up_w: int
+    err_r: int
+    err_w: int
+    down_r: int
+    down_w: int
+    pty_parent: socket.socket | None
+    pty_child: socket.socket | None
+    _buffer: bytes = b""
+
+    @classmethod
+    def open(cls, terminal: bool) -> _Channels:
+        up_r, up_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        down_r, down_w = os.pipe2(os.O_CLOEXEC)
+        pty_parent, pty_child = socket.socketpair() if terminal else (None, None)
+        return cls(up_r, up_w, err_r, err_w, down_r, down_w, pty_parent, pty_child)
+
+    def close_child_ends(self) -> None:
+        for fd in (self.up_w, self.err_w, self.down_r):
+            os.close(fd)
+        self.up_w = self.err_w = self.down_r = -1
+        if self.pty_child is not None:
+            self.pty_child.close()
+
+    def read_line(self) -> str:
+        while b"\n" not in self._buffer:
+            chunk = os.read(self.up_r, 256)
+            if not chunk:
+                return ""
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode()
+
+    def read_error(self) -> str:
+        from runpy_exec import process_setup
+
+        data = b""
+        while chunk := os.read(self.err_r, 4096):
+            data += chunk
+        if not data:
+            return ""
+        err = process_setup.decode_error(data)
+        reason = str(err)
+        return f"container init failed: {err.stage}: {reason[:1].lower() + reason[1:]}"
+
+    def receive_master(self) -> int | None:
+        assert self.pty_parent is not None
+        try:
+            _, fds, _, _ = socket.recv_fds(self.pty_parent, 64, 1)
+        except OSError:
+            return None
+        return fds[0] if fds else None
+
+    def tell_child(self, word: str) -> None:
+        os.write(self.down_w, word.encode() + b"\n")
+
+    def close(self) -> None:
+        for fd in (self.up_r, self.up_w, self.err_r, self.err_w, self.down_r, self.down_w):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        for sock in (self.pty_parent, self.pty_child):
+            if sock is not None:
+                sock.close()
+
+
+def _first_child(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any,
+                 req: CreateRequest, sync: _Channels, cgroup_fds: list[int], fifo_fd: int,
+                 joined: list[tuple[str, int]], bundle: str,
+                 cgroup_paths: dict[str, str]) -> NoReturn:
+    """Enter or create the namespaces, then fork the init into the new pid namespace."""
+    from runpy_exec import process_setup
+    from runpy_exec.linux import namespaces, syscalls
+
+    try:
+        import prctl
+
+        prctl.set_dumpable(0)  # CVE-2016-9962: no ptrace into us while we hold host fds
+        prctl.set_pdeathsig(signal.SIGKILL)
+        for fd in cgroup_fds:
+            os.write(fd, b"0")
+        wanted = {ns["type"] for ns in (spec.get("linux") or {}).get("namespaces") or []
+                  if not ns.get("path")}
+        joined_user = [(t, fd) for t, fd in joined if t == "user"]
+        namespaces.join(joined_user)
+        if "user" in wanted:
+            syscalls.unshare(syscalls.CLONE_NEWUSER)
+            os.write(sync.up_w, b"userns\n")
+            _expect(sync.down_r, "mapped")
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        namespaces.join([(t, fd) for t, fd in joined if t != "user"])
+        flags = 0
+        for kind in wanted - {"user"}:
+            flags |= namespaces.clone_flag(kind)
+        syscalls.unshare(flags)
+        init = os.fork()
+        if init == 0:
+            _init(spec, plan, seccomp_filter, req, sync, fifo_fd, bundle, cgroup_paths)
+        os.write(sync.up_w, f"{init}\n".encode())
+    except BaseException as err:  # noqa: BLE001 - report, never return into the parent
+        os.write(sync.up_w, b"0\n")
+        process_setup.report_and_exit(sync.err_w, "namespaces", err)
+    os._exit(0)
+
+
+def _expect(fd: int, word: str) -> None:
+    got = os.read(fd, 64).decode().strip()
+    if got != word:
+        raise RuntimeError(f"parent went away (expected {word!r})")
+
+
+def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: CreateRequest,
+          sync: _Channels, fifo_fd: int, bundle: str, cgroup_paths: dict[str, str]) -> NoReturn:
+    """pid 1 of the container: build the rootfs, say ready, wait for start, become the process."""
+    from runpy_exec import process_setup
+    from runpy_exec.linux import rootfs
+
+    stage = "rootfs"
+    try:
+        import prctl
+
+        prctl.set_pdeathsig(0)
+        def open_console() -> None:
+            # runc's order: the console exists before the read-only remounts.
+            if sync.pty_child is not None:
+                process_setup.become_terminal_owner(plan.console_size, sync.pty_child)
+                rootfs.mount_console(os.ttyname(0))
+
+        rootfs.prepare_rootfs(spec, bundle, req.no_pivot, cgroup_paths=cgroup_paths,
+                              after_pivot=open_console)
+        os.write(sync.up_w, b"ready\n")
+        stage = "exec fifo"
+        # Reopen the fifo through our own fd: the host path is gone after
+        # pivot_root.  The open blocks until `start` opens the other end.
+        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"0")
+        os.close(fd)
+        os.close(fifo_fd)
+    except BaseException as err:  # noqa: BLE001 - report, never return into the parent
+        process_setup.report_and_exit(sync.err_w, stage, err)
+    # From here on nobody reads the error pipe: report on the process's stderr.
+    setup = process_setup.ChildSetup(plan=plan, error_fd=2, seccomp_filter=seccomp_filter,
+                                     keep_fds=frozenset(range(3, 3 + req.preserve_fds)),
+                                     plain_errors=True)
+    process_setup.setup_and_exec(setup)

@@ -1,0 +1,45 @@
+"""OCI hooks: programs the bundle asks the runtime to run at points of the lifecycle."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+from runpy_exec.errors import PyruncError
+from runpy_exec.state import Container
+
+
+def run_hooks(container: Container, point: str, oci_state: dict[str, Any], fatal: bool) -> None:
+    """Run each hook with the container's state on stdin, as the runtime spec says.
+
+    A failing prestart/createRuntime hook fails create; poststart and
+    poststop failures are only warnings (the spec's rule).
+    """
+    hooks = ((container.config.get("hooks") or {}).get(point)) or []
+    payload = json.dumps(oci_state).encode()
+    for hook in hooks:
+        path = hook["path"]
+        args = hook.get("args") or [path]
+        try:
+            result = subprocess.run(
+                args, executable=path, input=payload, env=_env(hook.get("env")),
+                capture_output=True, timeout=hook.get("timeout"), check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            message = f"{point} hook {path}: {err}"
+        else:
+            if result.returncode == 0:
+                continue
+            detail = result.stderr.decode(errors="replace").strip().splitlines()
+            message = (f"{point} hook {path} exited with status {result.returncode}"
+                       + (f": {detail[-1]}" if detail else ""))
+        if fatal:
+            raise PyruncError(message)
+        from runpy_exec import log
+
+        log.warning(message)
+
+
+def _env(entries: list[str] | None) -> dict[str, str]:
+    return dict(entry.split("=", 1) for entry in entries or [] if "=" in entry)

@@ -1,0 +1,237 @@
+"""start, state, list, kill, delete, ps, pause, resume: commands on a container's life.
+
+Status is never stored: it is derived live from the init process (pid and
+start time, so a recycled pid is not mistaken for the container), the exec
+fifo (present until ``start``) and the freezer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from typing import Any
+
+from runpy_exec import OCI_VERSION
+from runpy_exec import state as store
+from runpy_exec.errors import PyruncError
+from runpy_exec.requests import GlobalOptions
+
+
+def oci_state(container: store.Container, status: str | None = None) -> dict[str, Any]:
+    status = status or store.status_of(container)
+    return {
+        "ociVersion": OCI_VERSION,
+        "id": container.id,
+        "pid": 0 if status == "stopped" else container.init_pid,
+        "status": status,
+        "bundle": container.bundle,
+        "rootfs": container.rootfs,
+        "created": container.created,
+        "owner": container.owner,
+        **({"annotations": container.annotations} if container.annotations else {}),
+    }
+
+
+def state(opts: GlobalOptions, container_id: str) -> None:
+    container = store.load(opts.root, container_id)
+    print(json.dumps(oci_state(container), indent="  "))
+
+
+def list_containers(opts: GlobalOptions, quiet: bool, fmt: str) -> None:
+    containers = []
+    for container_id in store.list_ids(opts.root):
+        try:
+            containers.append(store.load(opts.root, container_id))
+        except PyruncError:
+            continue
+    if quiet:
+        for container in containers:
+            print(container.id)
+        return
+    records = [oci_state(c) for c in containers]
+    if fmt == "json":
+        print(json.dumps(records))
+        return
+    if fmt != "table":
+        raise PyruncError(f"invalid format option {fmt!r}: must be table or json")
+    rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+    rows += [[r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"]]
+             for r in records]
+    widths = [max(12, max(len(row[i]) for row in rows) + 3) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + row[-1])
+
+
+def parse_signal(value: str) -> int:
+    """``KILL``, ``SIGKILL`` and ``9`` all name SIGKILL, as in runc."""
+    if value.isdigit():
+        number = int(value)
+        known = {s.value for s in signal.Signals}
+        if number in known or signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+            return number
+        raise PyruncError(f"unknown signal {value!r}")
+    name = value.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise PyruncError(f"unknown signal {value!r}") from None
+
+
+def kill(opts: GlobalOptions, container_id: str, signal_name: str, all_processes: bool) -> None:
+    signum = parse_signal(signal_name)
+    container = store.load(opts.root, container_id)
+    status = store.status_of(container)
+    if status == "stopped":
+        raise PyruncError(f"container {container_id!r} is not running")
+    if all_processes:
+        _signal_all(container, signum)
+        return
+    try:
+        os.kill(container.init_pid, signum)
+    except ProcessLookupError:
+        raise PyruncError(f"container {container_id!r} is not running") from None
+
+
+def _signal_all(container: store.Container, signum: int) -> None:
+    from runpy_exec.linux import cgroups
+
+    paused = store.status_of(container) == "paused"
+    for pid in cgroups.pids(container.cgroup_paths):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            continue
+    if paused and signum == signal.SIGKILL:
+        # A frozen task cannot die until thawed.
+        cgroups.thaw(container.cgroup_paths)
+
+
+def start(opts: GlobalOptions, container_id: str) -> None:
+    container = store.load(opts.root, container_id)
+    with store.locked(container.state_dir):
+        status = store.status_of(container)
+        if status == "stopped":
+            raise PyruncError("cannot start a container that has stopped")
+        if status != "created":
+            raise PyruncError("cannot start an already running container")
+        fifo = os.path.join(container.state_dir, store.EXEC_FIFO)
+        fd = os.open(fifo, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.read(fd, 1)
+        finally:
+            os.close(fd)
+        os.unlink(fifo)
+    from runpy_exec import hooks
+
+    hooks.run_hooks(container, "poststart", oci_state(container, "running"), fatal=False)
+
+
+def delete(opts: GlobalOptions, container_id: str, force: bool) -> None:
+    try:
+        container = store.load(opts.root, container_id)
+    except PyruncError:
+        if force:
+            store.validate_id(container_id)
+            return
+        raise
+    status = store.status_of(container)
+    if status in ("running", "paused") and not force:
+        raise PyruncError(f"cannot delete container {container_id} that is not stopped: {status}")
+    destroy(container, status)
+
+
+def destroy(container: store.Container, status: str) -> None:
+    """Kill what is left, remove cgroups and state, then run poststop hooks."""
+    from runpy_exec import hooks
+    from runpy_exec.linux import cgroups
+
+    if container.runtime != "pyrunc":
+        raise PyruncError(f"container {container.id!r} was created by {container.runtime}: "
+                          f"delete it with {container.runtime}")
+    if status != "stopped":
+        _kill_and_wait(container)
+    cgroups.destroy(container.cgroup_paths)
+    with store.locked(container.state_dir):
+        for name in os.listdir(container.state_dir):
+            os.unlink(os.path.join(container.state_dir, name))
+    os.rmdir(container.state_dir)
+    hooks.run_hooks(container, "poststop", oci_state(container, "stopped"), fatal=False)
+
+
+def _kill_and_wait(container: store.Container) -> None:
+    from runpy_exec.linux import cgroups, proc
+
+    pids = set(cgroups.pids(container.cgroup_paths)) | {container.init_pid}
+    if "freezer" in container.cgroup_paths:
+        cgroups.thaw(container.cgroup_paths)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        alive = proc.is_alive_with_start_time(container.init_pid, container.init_start_time)
+        if not alive and not cgroups.pids(container.cgroup_paths):
+            return
+        time.sleep(0.01)
+
+
+def ps(opts: GlobalOptions, container_id: str, fmt: str, ps_args: list[str]) -> None:
+    from runpy_exec.linux import cgroups
+
+    container = store.load(opts.root, container_id)
+    if store.status_of(container) == "stopped":
+        raise PyruncError(f"container {container_id!r} is not running")
+    pids = cgroups.pids(container.cgroup_paths)
+    if fmt == "json":
+        print(json.dumps(pids))
+        return
+    if fmt != "table":
+        raise PyruncError(f"invalid format option {fmt!r}: must be table or json")
+    try:
+        output = subprocess.run(["ps", *(ps_args or ["-ef"])], check=True,
+                                capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise PyruncError(f"ps {' '.join(ps_args or ['-ef'])}: {err}") from None
+    lines = output.splitlines()
+    if not lines:
+        return
+    header = lines[0].split()
+    if "PID" not in header:
+        raise PyruncError("ps: couldn't find PID field in ps output")
+    column = header.index("PID")
+    wanted = set(pids)
+    print(lines[0])
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > column and fields[column].isdigit() and int(fields[column]) in wanted:
+            print(line)
+
+
+def pause(opts: GlobalOptions, container_id: str) -> None:
+    _set_frozen(opts, container_id, True)
+
+
+def resume(opts: GlobalOptions, container_id: str) -> None:
+    _set_frozen(opts, container_id, False)
+
+
+def _set_frozen(opts: GlobalOptions, container_id: str, frozen: bool) -> None:
+    from runpy_exec.linux import cgroups
+
+    container = store.load(opts.root, container_id)
+    status = store.status_of(container)
+    if frozen and status != "running":
+        raise PyruncError(f"container {container_id!r} is not running")
+    if not frozen and status != "paused":
+        raise PyruncError(f"container {container_id!r} is not paused")
+    if frozen:
+        cgroups.freeze(container.cgroup_paths)
+    else:
+        cgroups.thaw(container.cgroup_paths)

@@ -1,0 +1,133 @@
+"""Fixtures that make real containers: a busybox bundle, runc's and pyrunc's containers.
+
+Tests marked ``root`` need root and a real kernel.  Off CI they are skipped
+for a non-root user; on CI (which runs as root) a skip would hide the tests
+that matter, so there it is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+IS_ROOT = os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if IS_ROOT:
+        return
+    if os.environ.get("CI"):
+        raise pytest.UsageError("CI must run as root: the tests that need root are the real ones")
+    skip = pytest.mark.skip(reason="needs root (namespaces, cgroups)")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
+
+
+def pyrunc_binary() -> str:
+    venv = PROJECT / ".venv" / "bin" / "pyrunc"
+    return str(venv) if venv.exists() else (shutil.which("pyrunc") or "pyrunc")
+
+
+@pytest.fixture(scope="session")
+def busybox_bundle_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One busybox root filesystem for the whole session; bundles share it read-only."""
+    bundle = tmp_path_factory.mktemp("busybox-bundle")
+    subprocess.run([str(PROJECT / "examples" / "mk-busybox-bundle.sh"), str(bundle)],
+                   check=True, capture_output=True)
+    return bundle
+
+
+@pytest.fixture
+def bundle(busybox_bundle_template: Path, tmp_path: Path) -> Path:
+    """A bundle of our own (its own config.json) over the shared rootfs; sleeps until killed."""
+    path = tmp_path / "bundle"
+    path.mkdir()
+    config = json.loads((busybox_bundle_template / "config.json").read_text())
+    config["root"] = {"path": str(busybox_bundle_template / "rootfs"), "readonly": True}
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["sleep", "3600"]
+    (path / "config.json").write_text(json.dumps(config, indent=2))
+    return path
+
+
+def edit_config(bundle: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    config = json.loads((bundle / "config.json").read_text())
+    change(config)
+    (bundle / "config.json").write_text(json.dumps(config, indent=2))
+
+
+class Runtime:
+    """One runtime binary with its own --root, so tests never see each other's containers."""
+
+    def __init__(self, binary: str, root: Path) -> None:
+        self.binary = binary
+        self.root = root
+
+    def __call__(self, *args: str, check: bool = False, timeout: float = 60,
+                 **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([self.binary, "--root", str(self.root), *args], text=True,
+                                capture_output=True, timeout=timeout, **kwargs)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{self.binary} {' '.join(args)} exited {result.returncode}: "
+                                 f"{result.stderr.strip()}")
+        return result
+
+    def run_detached(self, *args: str) -> None:
+        """A detached container inherits its runtime's stdio: never hand it our pipes,
+        or reading them would wait for the container to exit."""
+        with tempfile.TemporaryFile() as err:
+            result = subprocess.run([self.binary, "--root", str(self.root), *args],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=err, timeout=60)
+            err.seek(0)
+            if result.returncode != 0:
+                raise AssertionError(f"{self.binary} {' '.join(args)} exited "
+                                     f"{result.returncode}: {err.read().decode().strip()}")
+
+    def state(self, container_id: str) -> dict[str, Any]:
+        state: dict[str, Any] = json.loads(self("state", container_id, check=True).stdout)
+        return state
+
+
+@pytest.fixture
+def pyrunc(tmp_path: Path) -> Runtime:
+    return Runtime(pyrunc_binary(), tmp_path / "pyrunc-root")
+
+
+@pytest.fixture
+def runc(tmp_path: Path) -> Runtime:
+    if not shutil.which("runc"):
+        pytest.fail("runc is not installed (scripts/setup.sh installs it)")
+    return Runtime("runc", tmp_path / "runc-root")
+
+
+def _run_detached(runtime: Runtime, bundle: Path) -> Iterator[str]:
+    container_id = f"t{uuid.uuid4().hex[:10]}"
+    runtime.run_detached("run", "-d", "--bundle", str(bundle), container_id)
+    try:
+        yield container_id
+    finally:
+        runtime("delete", "--force", container_id)
+
+
+@pytest.fixture
+def runc_container(runc: Runtime, bundle: Path) -> Iterator[str]:
+    """A running container made by runc 1.1.5 (`sleep 3600`), deleted afterwards."""
+    yield from _run_detached(runc, bundle)
+
+
+@pytest.fixture
+def pyrunc_container(pyrunc: Runtime, bundle: Path) -> Iterator[str]:
+    """A running container made by pyrunc (`sleep 3600`), deleted afterwards."""
+    yield from _run_detached(pyrunc, bundle)
