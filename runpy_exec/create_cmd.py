@@ -227,8 +227,10 @@ def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessP
     return master_fd
 
 
-# Devices every container may use whatever its spec says, as runc allows them:
+# Devices every container may use whatever its rules say, as runc allows them:
 # mknod of any node, the standard character devices, ptys, and /dev/net/tun.
+# linux.devices entries are only created in /dev; access to them is for the
+# spec's rules to grant.
 _ALWAYS_ALLOWED_DEVICES = [
     {"allow": True, "type": "c", "access": "m"},
     {"allow": True, "type": "b", "access": "m"},
@@ -239,14 +241,8 @@ _ALWAYS_ALLOWED_DEVICES = [
 
 
 def _resources_with_default_devices(linux: dict[str, Any]) -> dict[str, Any]:
-    """The spec's device rules, then the always-allowed ones and the spec's own devices."""
     resources = dict(linux.get("resources") or {})
-    rules = list(resources.get("devices") or [])
-    rules += _ALWAYS_ALLOWED_DEVICES
-    rules += [{"allow": True, "type": d["type"], "major": d.get("major"),
-               "minor": d.get("minor"), "access": "rwm"}
-              for d in linux.get("devices") or [] if d.get("type") in ("c", "b", "u")]
-    resources["devices"] = rules
+    resources["devices"] = [*(resources.get("devices") or []), *_ALWAYS_ALLOWED_DEVICES]
     return resources
 
 

@@ -53,7 +53,7 @@ def list_containers(opts: GlobalOptions, quiet: bool, fmt: str) -> None:
         return
     records = [oci_state(c) for c in containers]
     if fmt == "json":
-        print(json.dumps(records))
+        print(json.dumps(records, separators=(",", ":")))
         return
     if fmt != "table":
         raise PyruncError(f"invalid format option {fmt!r}: must be table or json")
@@ -70,7 +70,7 @@ def parse_signal(value: str) -> int:
     if value.isdigit():
         number = int(value)
         known = {s.value for s in signal.Signals}
-        if number in known or signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+        if number == 0 or number in known or signal.SIGRTMIN <= number <= signal.SIGRTMAX:
             return number
         raise PyruncError(f"unknown signal {value!r}")
     name = value.upper()
@@ -83,18 +83,24 @@ def parse_signal(value: str) -> int:
 
 
 def kill(opts: GlobalOptions, container_id: str, signal_name: str, all_processes: bool) -> None:
+    """Signal the init, or with --all every process of the container.
+
+    As runc: a stopped container is an error ("container not running"),
+    except with --all, which has nothing left to signal and succeeds.
+    """
     signum = parse_signal(signal_name)
     container = store.load(opts.root, container_id)
-    status = store.status_of(container)
-    if status == "stopped":
-        raise PyruncError(f"container {container_id!r} is not running")
+    if store.status_of(container) == "stopped":
+        if all_processes:
+            return
+        raise PyruncError("container not running")
     if all_processes:
         _signal_all(container, signum)
         return
     try:
         os.kill(container.init_pid, signum)
     except ProcessLookupError:
-        raise PyruncError(f"container {container_id!r} is not running") from None
+        raise PyruncError("container not running") from None
 
 
 def _signal_all(container: store.Container, signum: int) -> None:
@@ -186,8 +192,6 @@ def ps(opts: GlobalOptions, container_id: str, fmt: str, ps_args: list[str]) -> 
     from runpy_exec.linux import cgroups
 
     container = store.load(opts.root, container_id)
-    if store.status_of(container) == "stopped":
-        raise PyruncError(f"container {container_id!r} is not running")
     pids = cgroups.pids(container.cgroup_paths)
     if fmt == "json":
         print(json.dumps(pids))
