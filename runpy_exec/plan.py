@@ -8,11 +8,10 @@ child does no parsing and no lookups after ``fork``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class CapabilitySets:
+class CapabilitySets(NamedTuple):
     """The five Linux capability sets, as capability numbers."""
 
     bounding: frozenset[int] = frozenset()
@@ -22,28 +21,24 @@ class CapabilitySets:
     ambient: frozenset[int] = frozenset()
 
 
-@dataclass(frozen=True)
-class Rlimit:
+class Rlimit(NamedTuple):
     resource: int  # resource.RLIMIT_* number
     soft: int
     hard: int
 
 
-@dataclass(frozen=True)
-class Scheduler:
+class Scheduler(NamedTuple):
     policy: int  # os.SCHED_* number
     nice: int = 0
     priority: int = 0
 
 
-@dataclass(frozen=True)
-class IoPriority:
+class IoPriority(NamedTuple):
     ioprio_class: int  # IOPRIO_CLASS_RT=1, BE=2, IDLE=3
     priority: int
 
 
-@dataclass(frozen=True)
-class ProcessPlan:
+class ProcessPlan(NamedTuple):
     args: list[str]
     env: list[str]
     cwd: str

@@ -1,19 +1,19 @@
 """What the user asked for, as parsed from the command line, before resolution.
 
-These are plain frozen dataclasses rather than pydantic models on purpose:
-exec runs for every Kubernetes exec probe and pydantic costs ~150 ms to import
-and build; the command line has already typed every value.  Files the user
+These are named tuples rather than pydantic models (or dataclasses) on
+purpose: exec runs for every Kubernetes exec probe, pydantic costs ~150 ms to
+import and build, and dataclasses pulls in ``inspect`` (~15 ms); the command
+line has already typed every value.  Files the user
 hands us (config.json, process.json) are validated against the pydantic
 models' schemas instead (see ``oci`` and ``validate``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class GlobalOptions:
+class GlobalOptions(NamedTuple):
     root: str = "/run/pyrunc"
     log: str | None = None
     log_format: str = "text"  # "text" or "json"
@@ -22,8 +22,7 @@ class GlobalOptions:
     systemd_cgroup: bool = False
 
 
-@dataclass(frozen=True)
-class ExecRequest:
+class ExecRequest(NamedTuple):
     container_id: str
     args: tuple[str, ...] = ()
     cwd: str | None = None
@@ -48,8 +47,7 @@ class ExecRequest:
     timeout: str | None = None  # a duration, parsed by resolve.parse_duration
 
 
-@dataclass(frozen=True)
-class CreateRequest:
+class CreateRequest(NamedTuple):
     container_id: str
     bundle: str = "."
     pid_file: str | None = None

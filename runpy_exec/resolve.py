@@ -21,7 +21,7 @@ import os
 import posixpath
 import resource
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from runpy_exec.errors import PyruncError
 from runpy_exec.plan import CapabilitySets, IoPriority, ProcessPlan, Rlimit, Scheduler
@@ -94,16 +94,14 @@ def _parse_id(text: str, what: str) -> int | None:
 # --- /etc/passwd and /etc/group ------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PasswdEntry:
+class PasswdEntry(NamedTuple):
     name: str
     uid: int
     gid: int
     home: str
 
 
-@dataclass(frozen=True)
-class GroupEntry:
+class GroupEntry(NamedTuple):
     name: str
     gid: int
     members: tuple[str, ...]
@@ -148,8 +146,7 @@ def parse_group(text: str) -> list[GroupEntry]:
 # --- users and groups ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ExecUser:
+class ExecUser(NamedTuple):
     uid: int
     gid: int
     home: str

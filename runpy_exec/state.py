@@ -12,7 +12,6 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from runpy_exec.errors import PyruncError
@@ -35,24 +34,31 @@ _RUNC_NAMESPACES = {
 }
 
 
-@dataclass
 class Container:
-    """What any command needs to know about one container, whoever created it."""
+    """What any command needs to know about one container, whoever created it.
 
-    id: str
-    state_dir: str
-    bundle: str
-    rootfs: str
-    init_pid: int
-    init_start_time: int
-    created: str
-    owner: str = "root"
-    runtime: str = "pyrunc"
-    namespace_paths: dict[str, str] = field(default_factory=dict)  # OCI type -> path
-    cgroup_paths: dict[str, str] = field(default_factory=dict)  # controller -> host dir
-    config: dict[str, Any] = field(default_factory=dict)  # the container's config.json
-    annotations: dict[str, str] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)  # pyrunc-only bookkeeping
+    A plain class (not a dataclass): this module is on exec's hot path.
+    """
+
+    def __init__(
+        self, *, id: str, state_dir: str, bundle: str, rootfs: str, init_pid: int,
+        init_start_time: int, created: str, owner: str = "root", runtime: str = "pyrunc",
+        namespace_paths: dict[str, str] | None = None, cgroup_paths: dict[str, str] | None = None,
+        config: dict[str, Any] | None = None, annotations: dict[str, str] | None = None,
+    ) -> None:
+        self.id = id
+        self.state_dir = state_dir
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.init_pid = init_pid
+        self.init_start_time = init_start_time
+        self.created = created
+        self.owner = owner
+        self.runtime = runtime
+        self.namespace_paths = namespace_paths or {}  # OCI type -> /proc/<pid>/ns/<x>
+        self.cgroup_paths = cgroup_paths or {}  # controller -> host dir
+        self.config = config or {}  # the container's config.json
+        self.annotations = annotations or {}
 
 
 def validate_id(container_id: str) -> None:
@@ -145,7 +151,6 @@ def save(container: Container) -> None:
         "namespace_paths": container.namespace_paths,
         "cgroup_paths": container.cgroup_paths,
         "config": container.config,
-        "extra": container.extra,
     }
     atomic_write(os.path.join(container.state_dir, STATE_FILE), json.dumps(record).encode())
 
@@ -175,7 +180,6 @@ def load(root: str, container_id: str) -> Container:
         cgroup_paths=record.get("cgroup_paths", {}),
         config=record.get("config", {}),
         annotations=record.get("annotations", {}),
-        extra=record.get("extra", {}),
     )
 
 

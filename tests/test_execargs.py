@@ -64,10 +64,10 @@ def test_choices_match_the_typer_choices() -> None:
 
 
 def test_exec_flags_name_exec_request_fields() -> None:
-    fields = set(ExecRequest.__dataclass_fields__)
+    fields = set(ExecRequest._fields)
     assert {field for field, _ in execargs.EXEC_FLAGS.values()} <= fields
     assert {field for field, _ in execargs.GLOBAL_FLAGS.values()} <= set(
-        GlobalOptions.__dataclass_fields__
+        GlobalOptions._fields
     )
 
 

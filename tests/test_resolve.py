@@ -763,9 +763,10 @@ def test_warnings_go_to_the_log_by_default(capfd: pytest.CaptureFixture[str]) ->
 
 
 def test_import_stays_cheap() -> None:
-    """The exec hot path: no typing, pydantic, typer or json pulled in by resolve."""
+    """The exec hot path: no pydantic, typer, json or dataclasses pulled in by resolve."""
     code = ("import sys; import runpy_exec.resolve; "
-            "print(' '.join(m for m in ('typing', 'pydantic', 'typer', 'json', 'runpy_exec.oci') "
+            "print(' '.join(m for m in ('dataclasses', 'pydantic', 'typer', 'json', "
+            "'runpy_exec.oci') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
