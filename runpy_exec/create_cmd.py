@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import signal
 import socket
@@ -95,26 +96,32 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
         init_pid=0, init_start_time=0, created=_now(), config=spec,
         annotations=spec.get("annotations") or {},
     )
+    sync = _Channels.open(terminal)
     try:
-        master_fd = _start_init(container, spec, plan, seccomp_filter, req, terminal)
+        master_fd = _start_init(container, spec, plan, seccomp_filter, req, terminal, sync)
+        store.save(container)
+        from runpy_exec import hooks, lifecycle
+
+        # The spec's order: prestart and createRuntime here in the runtime's
+        # namespaces, then createContainer inside the container, then ready.
+        created_state = lifecycle.oci_state(container, "created")
+        hooks.run_hooks(container, "prestart", created_state, fatal=True)
+        hooks.run_hooks(container, "createRuntime", created_state, fatal=True)
+        sync.tell_child("go " + json.dumps(created_state))
+        sync.expect("ready", master_fd)
         if master_fd is not None and console is not None:
             from runpy_exec.linux import console as console_io
 
             console_io.send_fd(console, master_fd)
             os.close(master_fd)
             master_fd = None
-        store.save(container)
-        from runpy_exec import hooks, lifecycle
-
-        created_state = lifecycle.oci_state(container, "created")
-        hooks.run_hooks(container, "prestart", created_state, fatal=True)
-        hooks.run_hooks(container, "createRuntime", created_state, fatal=True)
         if req.pid_file:
             store.write_pid_file(req.pid_file, container.init_pid)
     except BaseException:
         _undo(container)
         raise
     finally:
+        sync.close()
         if console is not None:
             console.close()
     return _Created(container=container, master_fd=master_fd)
@@ -181,7 +188,9 @@ _NS_FILES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts"
 
 
 def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessPlan,
-                seccomp_filter: Any, req: CreateRequest, terminal: bool) -> int | None:
+                seccomp_filter: Any, req: CreateRequest, terminal: bool,
+                sync: _Channels) -> int | None:
+    """Fork the init and wait until its root filesystem is built; return the pty master."""
     from runpy_exec.linux import cgroups
 
     linux = spec.get("linux") or {}
@@ -190,9 +199,12 @@ def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessP
     cgroups.create(paths)
     cgroups.apply_resources(paths, _resources_with_default_devices(linux))
     fifo = os.path.join(container.state_dir, store.EXEC_FIFO)
-    os.mkfifo(fifo, 0o622)
+    os.mkfifo(fifo)
+    # The init opens it as the container's root, which in a user namespace is
+    # an unprivileged host uid.
+    os.chown(fifo, _host_id(linux.get("uidMappings")), _host_id(linux.get("gidMappings")))
+    os.chmod(fifo, 0o622)
     namespaces = linux.get("namespaces") or []
-    sync = _Channels.open(terminal)
     cgroup_fds = cgroups.open_procs_fds(paths)
     fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
     joined = _open_joined_namespaces(namespaces)
@@ -208,15 +220,10 @@ def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessP
             os.waitpid(first, 0)
         container.init_pid = init_pid
         master_fd = sync.receive_master() if terminal else None
-        if sync.read_line() != "ready":
-            error = sync.read_error()
-            if master_fd is not None:
-                os.close(master_fd)
-            raise PyruncError(error or "container init died before it was ready")
+        sync.expect("rootfs", master_fd)
     finally:
         for fd in [*cgroup_fds, fifo_fd, *(fd for _, fd in joined)]:
             os.close(fd)
-        sync.close()
     from runpy_exec.linux import proc
 
     container.init_start_time = proc.start_time(init_pid)
@@ -244,6 +251,14 @@ def _resources_with_default_devices(linux: dict[str, Any]) -> dict[str, Any]:
     resources = dict(linux.get("resources") or {})
     resources["devices"] = [*(resources.get("devices") or []), *_ALWAYS_ALLOWED_DEVICES]
     return resources
+
+
+def _host_id(mappings: list[dict[str, int]] | None) -> int:
+    """The host id that id 0 in the container maps to (0 without a user namespace)."""
+    for mapping in mappings or []:
+        if mapping["containerID"] == 0:
+            return mapping["hostID"]
+    return 0
 
 
 def _open_joined_namespaces(namespaces: list[dict[str, Any]]) -> list[tuple[str, int]]:
@@ -312,6 +327,15 @@ class _Channels:
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line.decode()
+
+    def expect(self, word: str, master_fd: int | None) -> None:
+        """The init's next word must be ``word``; otherwise its error (or its death) is ours."""
+        if self.read_line() == word:
+            return
+        error = self.read_error()
+        if master_fd is not None:
+            os.close(master_fd)
+        raise PyruncError(error or f"container init died before it was {word}")
 
     def read_error(self) -> str:
         from runpy_exec import process_setup
@@ -387,15 +411,22 @@ def _first_child(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any,
 
 
 def _expect(fd: int, word: str) -> None:
-    got = os.read(fd, 64).decode().strip()
-    if got != word:
+    if _read_line(fd) != word:
         raise RuntimeError(f"parent went away (expected {word!r})")
+
+
+def _read_line(fd: int) -> str:
+    """One line from the parent; byte by byte, so nothing past it is consumed."""
+    data = bytearray()
+    while (byte := os.read(fd, 1)) and byte != b"\n":
+        data += byte
+    return data.decode()
 
 
 def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: CreateRequest,
           sync: _Channels, fifo_fd: int, bundle: str, cgroup_paths: dict[str, str]) -> NoReturn:
     """pid 1 of the container: build the rootfs, say ready, wait for start, become the process."""
-    from runpy_exec import process_setup
+    from runpy_exec import hooks, process_setup
     from runpy_exec.linux import rootfs
 
     stage = "rootfs"
@@ -411,16 +442,27 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
 
         rootfs.prepare_rootfs(spec, bundle, req.no_pivot, cgroup_paths=cgroup_paths,
                               after_pivot=open_console)
+        os.write(sync.up_w, b"rootfs\n")
+        stage = "createContainer hook"
+        created_state = json.loads(_read_line(sync.down_r).removeprefix("go "))
+        hooks.run_spec_hooks(spec, "createContainer", created_state, fatal=True)
         os.write(sync.up_w, b"ready\n")
-        stage = "exec fifo"
+    except BaseException as err:  # noqa: BLE001 - report, never return into the parent
+        process_setup.report_and_exit(sync.err_w, stage, err)
+    # From "ready" on, create has returned and nobody reads the error pipe:
+    # failures are told on the process's stderr.
+    try:
         # Reopen the fifo through our own fd: the host path is gone after
         # pivot_root.  The open blocks until `start` opens the other end.
         fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
         os.close(fd)
         os.close(fifo_fd)
-    except BaseException as err:  # noqa: BLE001 - report, never return into the parent
-        process_setup.report_and_exit(sync.err_w, stage, err)
+        hooks.run_spec_hooks(spec, "startContainer", {**created_state, "status": "running"},
+                             fatal=True)
+    except BaseException as err:  # noqa: BLE001 - the process must not start after this
+        os.write(2, f"pyrunc: container init: {process_setup.describe(err)}\n".encode())
+        os._exit(255)
     # From here on nobody reads the error pipe: report on the process's stderr.
     setup = process_setup.ChildSetup(plan=plan, error_fd=2, seccomp_filter=seccomp_filter,
                                      keep_fds=frozenset(range(3, 3 + req.preserve_fds)),

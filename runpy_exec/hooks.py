@@ -11,12 +11,18 @@ from runpy_exec.state import Container
 
 
 def run_hooks(container: Container, point: str, oci_state: dict[str, Any], fatal: bool) -> None:
-    """Run each hook with the container's state on stdin, as the runtime spec says.
+    """A failing prestart/createRuntime hook fails create; poststart and poststop
+    failures are only warnings (the runtime spec's rule)."""
+    run_spec_hooks(container.config, point, oci_state, fatal)
 
-    A failing prestart/createRuntime hook fails create; poststart and
-    poststop failures are only warnings (the spec's rule).
+
+def run_spec_hooks(spec: dict[str, Any], point: str, oci_state: dict[str, Any],
+                   fatal: bool) -> None:
+    """Run each of the spec's hooks for ``point`` with the state on stdin, as the spec says.
+
+    The init calls this too, for the hooks that run inside the container.
     """
-    hooks = ((container.config.get("hooks") or {}).get(point)) or []
+    hooks = ((spec.get("hooks") or {}).get(point)) or []
     payload = json.dumps(oci_state).encode()
     for hook in hooks:
         path = hook["path"]

@@ -125,16 +125,36 @@ def start(opts: GlobalOptions, container_id: str) -> None:
             raise PyruncError("cannot start a container that has stopped")
         if status != "created":
             raise PyruncError("cannot start an already running container")
-        fifo = os.path.join(container.state_dir, store.EXEC_FIFO)
-        fd = os.open(fifo, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.read(fd, 1)
-        finally:
-            os.close(fd)
-        os.unlink(fifo)
+        _release_init(container)
     from runpy_exec import hooks
 
     hooks.run_hooks(container, "poststart", oci_state(container, "running"), fatal=False)
+
+
+def _release_init(container: store.Container) -> None:
+    """Open the exec fifo's other end: the init's blocked open returns and it goes on.
+
+    Opened non-blocking and polled beside a pidfd of the init, so an init
+    that died waiting cannot leave `start` blocked forever.
+    """
+    import select
+
+    fifo = os.path.join(container.state_dir, store.EXEC_FIFO)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    pidfd = os.pidfd_open(container.init_pid)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        for ready_fd, _ in poller.poll():
+            if ready_fd == fd and os.read(fd, 1):
+                break
+        else:
+            raise PyruncError("container init exited before it could be started")
+    finally:
+        os.close(pidfd)
+        os.close(fd)
+    os.unlink(fifo)
 
 
 def delete(opts: GlobalOptions, container_id: str, force: bool) -> None:
