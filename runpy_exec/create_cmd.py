@@ -68,13 +68,13 @@ def run(opts: GlobalOptions, req: CreateRequest, detach: bool, keep: bool) -> in
 
 
 def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created:
-    from runpy_exec import oci
+    from runpy_exec import validate
 
     if opts.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
         raise PyruncError("--systemd-cgroup: systemd is not running on this host")
     store.validate_id(req.container_id)
     bundle = os.path.abspath(req.bundle)
-    spec = oci.load_spec(os.path.join(bundle, "config.json"))
+    spec = validate.load_spec_fast(os.path.join(bundle, "config.json"))
     process = spec.get("process")
     if not process:
         raise PyruncError("config.json: process: field required")

@@ -347,3 +347,30 @@ def test_check_process_prefixes_errors_with_the_given_name() -> None:
     assert str(caught.value) == "config.json: process: cwd: Input should be a valid string"
     assert caught.value.exit_code == 255
     assert validate.check_process(RUNC_PROCESS, "config.json: process") == RUNC_PROCESS
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda spec: None,
+        lambda spec: spec["process"]["user"].update(uid="0"),
+        lambda spec: spec["process"].pop("cwd"),
+        lambda spec: spec["mounts"][1].update(destination=7),
+        lambda spec: spec.update(unknownField={"kept": False}),
+    ],
+)
+def test_create_loader_matches_pydantic_loader(tmp_path: Path, edit: Any) -> None:
+    """create uses the fast loader; it must answer exactly as the pydantic one."""
+    from runpy_exec import spec_default
+
+    spec = spec_default.default_spec()
+    edit(spec)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(spec))
+    outcomes = []
+    for loader in (oci.load_spec, validate.load_spec_fast):
+        try:
+            outcomes.append(("ok", loader(str(path))))
+        except PyruncError as err:
+            outcomes.append(("error", (str(err), err.exit_code)))
+    assert outcomes[0] == outcomes[1]
