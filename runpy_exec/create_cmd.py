@@ -12,17 +12,32 @@ directory is left behind.
 
 from __future__ import annotations
 
+# Everything the two children use is imported at the top, before they fork:
+# once in a user namespace they may no longer read Python's own files (a 0700
+# /root holding the interpreter, say), and an import there would fail.
 import contextlib
 import datetime
 import json
 import os
 import signal
 import socket
+import subprocess  # noqa: F401 - used by hooks inside the container
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+import prctl
+
+from runpy_exec import hooks, process_setup
 from runpy_exec import state as store
 from runpy_exec.errors import PyruncError
+from runpy_exec.linux import (  # noqa: F401 - imported for the children, see above
+    capabilities,
+    console,
+    namespaces,
+    rootfs,
+    seccomp,
+    syscalls,
+)
 from runpy_exec.plan import ProcessPlan
 from runpy_exec.requests import CreateRequest, GlobalOptions
 
@@ -45,8 +60,6 @@ def run(opts: GlobalOptions, req: CreateRequest, detach: bool, keep: bool) -> in
     from runpy_exec import lifecycle
 
     if not detach:
-        import prctl
-
         # The init's first parent exits right away; as subreaper we inherit
         # the init and can wait for its status.
         prctl.set_child_subreaper(1)
@@ -84,15 +97,16 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
                           "console socket")
     if req.console_socket and not terminal:
         raise PyruncError("--console-socket given but process.terminal is false in config.json")
-    rootfs = os.path.join(bundle, spec["root"]["path"])
-    if not os.path.isdir(rootfs):
-        raise PyruncError(f"config.json: root.path: {rootfs}: no such directory")
-    plan = _resolve_plan(opts, process, rootfs)
+    rootfs_dir = os.path.join(bundle, spec["root"]["path"])
+    if not os.path.isdir(rootfs_dir):
+        raise PyruncError(f"config.json: root.path: {rootfs_dir}: no such directory")
+    _check_user_namespace(spec.get("linux") or {})
+    plan = _resolve_plan(opts, process, rootfs_dir)
     seccomp_filter = _prepare_seccomp(spec)
-    console = _connect_console(req.console_socket) if req.console_socket else None
+    console_socket = _connect_console(req.console_socket) if req.console_socket else None
     state_dir = store.make_container_dir(opts.root, req.container_id)
     container = store.Container(
-        id=req.container_id, state_dir=state_dir, bundle=bundle, rootfs=rootfs,
+        id=req.container_id, state_dir=state_dir, bundle=bundle, rootfs=rootfs_dir,
         init_pid=0, init_start_time=0, created=_now(), config=spec,
         annotations=spec.get("annotations") or {},
     )
@@ -100,7 +114,7 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
     try:
         master_fd = _start_init(container, spec, plan, seccomp_filter, req, terminal, sync)
         store.save(container)
-        from runpy_exec import hooks, lifecycle
+        from runpy_exec import lifecycle
 
         # The spec's order: prestart and createRuntime here in the runtime's
         # namespaces, then createContainer inside the container, then ready.
@@ -109,10 +123,8 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
         hooks.run_hooks(container, "createRuntime", created_state, fatal=True)
         sync.tell_child("go " + json.dumps(created_state))
         sync.expect("ready", master_fd)
-        if master_fd is not None and console is not None:
-            from runpy_exec.linux import console as console_io
-
-            console_io.send_fd(console, master_fd)
+        if master_fd is not None and console_socket is not None:
+            console.send_fd(console_socket, master_fd)
             os.close(master_fd)
             master_fd = None
         if req.pid_file:
@@ -122,22 +134,30 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
         raise
     finally:
         sync.close()
-        if console is not None:
-            console.close()
+        if console_socket is not None:
+            console_socket.close()
     return _Created(container=container, master_fd=master_fd)
+
+
+def _check_user_namespace(linux: dict[str, Any]) -> None:
+    """A new user namespace without id maps leaves its root unmapped: refuse it up front."""
+    new_userns = any(ns.get("type") == "user" and not ns.get("path")
+                     for ns in linux.get("namespaces") or [])
+    if new_userns and not (linux.get("uidMappings") and linux.get("gidMappings")):
+        raise PyruncError("config.json: linux: user namespaces enabled, but no uid or gid "
+                          "mappings found")
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _resolve_plan(opts: GlobalOptions, process: dict[str, Any], rootfs: str) -> ProcessPlan:
+def _resolve_plan(opts: GlobalOptions, process: dict[str, Any], rootfs_dir: str) -> ProcessPlan:
     from runpy_exec import containerfs, resolve
-    from runpy_exec.linux import capabilities
 
     try:
-        passwd = containerfs.read_container_file(rootfs, "/etc/passwd")
-        group = containerfs.read_container_file(rootfs, "/etc/group")
+        passwd = containerfs.read_container_file(rootfs_dir, "/etc/passwd")
+        group = containerfs.read_container_file(rootfs_dir, "/etc/group")
     except resolve.ResolveError as err:
         raise PyruncError(err.detail) from None
     return resolve.resolve_container_process(
@@ -148,7 +168,6 @@ def _prepare_seccomp(spec: dict[str, Any]) -> Any:
     profile = (spec.get("linux") or {}).get("seccomp")
     if not profile:
         return None
-    from runpy_exec.linux import seccomp
 
     try:
         return seccomp.prepare(profile)
@@ -284,8 +303,6 @@ def _map_user_ids(first: int, spec: dict[str, Any], sync: _Channels) -> None:
         return
     if sync.read_line() != "userns":
         return
-    from runpy_exec.linux import namespaces
-
     namespaces.write_id_maps(first, linux.get("uidMappings") or [], linux.get("gidMappings") or [])
     sync.tell_child("mapped")
 
@@ -338,8 +355,6 @@ class _Channels:
         raise PyruncError(error or f"container init died before it was {word}")
 
     def read_error(self) -> str:
-        from runpy_exec import process_setup
-
         data = b""
         while chunk := os.read(self.err_r, 4096):
             data += chunk
@@ -375,12 +390,7 @@ def _first_child(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any,
                  joined: list[tuple[str, int]], bundle: str,
                  cgroup_paths: dict[str, str]) -> NoReturn:
     """Enter or create the namespaces, then fork the init into the new pid namespace."""
-    from runpy_exec import process_setup
-    from runpy_exec.linux import namespaces, syscalls
-
     try:
-        import prctl
-
         prctl.set_dumpable(0)  # CVE-2016-9962: no ptrace into us while we hold host fds
         prctl.set_pdeathsig(signal.SIGKILL)
         for fd in cgroup_fds:
@@ -426,13 +436,8 @@ def _read_line(fd: int) -> str:
 def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: CreateRequest,
           sync: _Channels, fifo_fd: int, bundle: str, cgroup_paths: dict[str, str]) -> NoReturn:
     """pid 1 of the container: build the rootfs, say ready, wait for start, become the process."""
-    from runpy_exec import hooks, process_setup
-    from runpy_exec.linux import rootfs
-
     stage = "rootfs"
     try:
-        import prctl
-
         prctl.set_pdeathsig(0)
         def open_console() -> None:
             # runc's order: the console exists before the read-only remounts.

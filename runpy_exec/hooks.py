@@ -6,6 +6,7 @@ import json
 import subprocess
 from typing import Any
 
+from runpy_exec import log
 from runpy_exec.errors import PyruncError
 from runpy_exec.state import Container
 
@@ -42,8 +43,6 @@ def run_spec_hooks(spec: dict[str, Any], point: str, oci_state: dict[str, Any],
                        + (f": {detail[-1]}" if detail else ""))
         if fatal:
             raise PyruncError(message)
-        from runpy_exec import log
-
         log.warning(message)
 
 

@@ -129,6 +129,11 @@ def make_container_dir(root: str, container_id: str) -> str:
     path = container_dir(root, container_id)
     try:
         os.makedirs(root, mode=0o700, exist_ok=True)
+    except FileExistsError:
+        raise PyruncError(f"root {root}: not a directory") from None
+    except OSError as err:
+        raise PyruncError(f"root {root}: {err.strerror}") from None
+    try:
         os.mkdir(path, 0o711)
     except FileExistsError:
         raise PyruncError(f"container with id {container_id!r} already exists") from None
