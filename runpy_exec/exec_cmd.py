@@ -11,46 +11,92 @@ import contextlib
 import fcntl
 import os
 import signal
-import socket
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from runpy_exec import state
 from runpy_exec.errors import PyruncError
 from runpy_exec.plan import ProcessPlan
 from runpy_exec.requests import ExecRequest, GlobalOptions
 
+if TYPE_CHECKING:
+    # Imported where used: socket costs ~6 ms, and only a terminal exec needs it.
+    import socket
+
 EXEC_ERROR = 255
 TIMEOUT_STATUS = 124  # what coreutils' timeout(1) exits with; probes know it
+# Not forwarded: SIGCHLD is about pyrunc's own children, SIGWINCH resizes the
+# relayed terminal; SIGKILL and SIGSTOP cannot be caught.
+_NOT_FORWARDED = frozenset({signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH})
 
 
 @dataclass
 class Launched:
     pid: int
     pidfd: int
+    forwarder: SignalForwarder
     master_fd: int | None = None  # pty master when pyrunc relays the terminal
-    fds_to_close: list[int] = field(default_factory=list)
 
 
 def exec_(opts: GlobalOptions, req: ExecRequest) -> int:
-    if req.tty and req.detach and not req.console_socket:
+    """Every failure of exec itself exits 255, whatever layer raised it, so that
+    a caller can tell it from any status the process could exit with."""
+    try:
+        return _exec(opts, req)
+    except PyruncError as err:
+        if err.exit_code == EXEC_ERROR:
+            raise
+        raise PyruncError(str(err), EXEC_ERROR) from None
+
+
+def _exec(opts: GlobalOptions, req: ExecRequest) -> int:
+    # With --process the terminal comes from the file: checked again once it is read.
+    _check_terminal(req, req.tty or (bool(req.process_file) and req.console_socket is not None))
+    _check_cap_names(req.caps)
+    timeout = _timeout(req)
+    if req.detach:
+        return _exec_detached(opts, req, timeout)
+    launched = _launch(opts, req)
+    _report_started(req, launched, launched.pid)
+    return _wait(launched, timeout)
+
+
+def _check_terminal(req: ExecRequest, terminal: bool) -> None:
+    """A terminal needs someone to hold its master: pyrunc in the foreground, or the socket."""
+    if terminal and req.detach and not req.console_socket:
         raise PyruncError("cannot allocate tty if pyrunc will detach without setting "
                           "console socket", EXEC_ERROR)
-    if req.console_socket and not _wants_terminal(req):
-        raise PyruncError("--console-socket needs a terminal (--tty or terminal: true)", EXEC_ERROR)
-    if req.detach:
-        return _exec_detached(opts, req)
-    launched = _launch(opts, req)
-    _write_pid_files(req, launched.pid, launched.pid)
-    return _wait(launched, req)
+    if req.console_socket and not terminal:
+        raise PyruncError("--console-socket needs a terminal (--tty or terminal: true)",
+                          EXEC_ERROR)
 
 
-def _wants_terminal(req: ExecRequest) -> bool:
-    # With --process the terminal comes from the file; checked after loading it.
-    return req.tty or bool(req.process_file)
+def _check_cap_names(names: tuple[str, ...]) -> None:
+    """A name typed on the command line that is no capability at all is a mistake.
+
+    runc only warns and runs without it; a misspelt ``--cap`` then goes
+    unnoticed until the process fails for lack of it.  Names from a config or
+    process.json are still only warned about, so a spec written for a newer
+    kernel keeps working.
+    """
+    from runpy_exec import resolve
+
+    for name in names:
+        if resolve.cap_number(name) is None:
+            raise PyruncError(f'exec failed: --cap "{name}": unknown capability '
+                              "(want a name such as CAP_NET_ADMIN)", EXEC_ERROR)
 
 
-def _exec_detached(opts: GlobalOptions, req: ExecRequest) -> int:
+def _timeout(req: ExecRequest) -> float | None:
+    if not req.timeout:
+        return None
+    from runpy_exec import resolve
+
+    return resolve.parse_duration(req.timeout)
+
+
+def _exec_detached(opts: GlobalOptions, req: ExecRequest, timeout: float | None) -> int:
     """runsc's way: a copy of pyrunc stays behind as the process's waiter.
 
     Its pid goes into --pid-file: once we exit it is reparented to the
@@ -61,7 +107,7 @@ def _exec_detached(opts: GlobalOptions, req: ExecRequest) -> int:
     waiter = os.fork()
     if waiter == 0:
         os.close(ready_r)
-        _run_waiter(opts, req, ready_w)
+        _run_waiter(opts, req, ready_w, timeout)
     os.close(ready_w)
     with os.fdopen(ready_r, "rb") as ready:
         report = ready.read()
@@ -73,20 +119,51 @@ def _exec_detached(opts: GlobalOptions, req: ExecRequest) -> int:
     raise PyruncError(message, EXEC_ERROR)
 
 
-def _run_waiter(opts: GlobalOptions, req: ExecRequest, ready_w: int) -> None:
+def _run_waiter(opts: GlobalOptions, req: ExecRequest, ready_w: int,
+                timeout: float | None) -> None:
     status = EXEC_ERROR
     try:
         try:
             launched = _launch(opts, req)
-            _write_pid_files(req, launched.pid, os.getpid())
-        except PyruncError as err:
-            os.write(ready_w, b"error:" + str(err).encode())
+            _report_started(req, launched, os.getpid())
+        except Exception as err:  # noqa: BLE001 - the caller reports it; we only pass it on
+            message = str(err) if isinstance(err, PyruncError) else (
+                f"pyrunc: internal error: {type(err).__name__}: {err}")
+            os.write(ready_w, b"error:" + message.encode())
             os._exit(EXEC_ERROR)
         os.write(ready_w, b"ok")
         os.close(ready_w)
-        status = _wait(launched, req)
+        _let_go_of_stdio()
+        status = _wait(launched, timeout)
     finally:
         os._exit(status)
+
+
+def _let_go_of_stdio() -> None:
+    """The caller may read our stdout to its end: only the process may hold it open now."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _report_started(req: ExecRequest, launched: Launched, waiter_pid: int) -> None:
+    """Write the pid files; a process nobody can be told about is killed, as runc does."""
+    try:
+        _write_pid_files(req, launched.pid, waiter_pid)
+    except (PyruncError, OSError) as err:
+        _abandon(launched)
+        raise PyruncError(f"exec failed: {err}", EXEC_ERROR) from None
+
+
+def _abandon(launched: Launched) -> None:
+    with contextlib.suppress(OSError):
+        signal.pidfd_send_signal(launched.pidfd, signal.SIGKILL)
+    os.waitpid(launched.pid, 0)
+    launched.forwarder.restore()
+    os.close(launched.pidfd)
+    if launched.master_fd is not None:
+        os.close(launched.master_fd)
 
 
 def _write_pid_files(req: ExecRequest, process_pid: int, waiter_pid: int) -> None:
@@ -110,6 +187,15 @@ def _load_running(opts: GlobalOptions, req: ExecRequest) -> state.Container:
     return container
 
 
+def _check_still_running(container: state.Container) -> None:
+    """After the namespace fds are open: they are the container's only if its init,
+    checked by start time, outlived the opening (a reused pid would be another's)."""
+    from runpy_exec.linux import proc
+
+    if not proc.is_alive_with_start_time(container.init_pid, container.init_start_time):
+        raise PyruncError("cannot exec in a stopped container", EXEC_ERROR)
+
+
 def _resolve_plan(opts: GlobalOptions, req: ExecRequest, container: state.Container) -> ProcessPlan:
     from runpy_exec import containerfs, resolve, validate
     from runpy_exec.linux import capabilities
@@ -120,7 +206,7 @@ def _resolve_plan(opts: GlobalOptions, req: ExecRequest, container: state.Contai
     container_process: dict[str, Any] = validate.check_process(
         container.config.get("process") or {}, "config.json: process")
     if req.process_file:
-        process = validate.load_process_fast(req.process_file)
+        process = _load_process_file(req.process_file)
         return resolve.resolve_process_file(
             process, container_process, passwd, group, opts.net_raw,
             capabilities.last_cap(), req)
@@ -128,40 +214,76 @@ def _resolve_plan(opts: GlobalOptions, req: ExecRequest, container: state.Contai
         container_process, req, passwd, group, opts.net_raw, capabilities.last_cap())
 
 
+def _load_process_file(path: str) -> dict[str, Any]:
+    """runc reads a process.json without "user" as root's; the OCI schema requires it.
+    Supplying root's before validation keeps runc's process files working."""
+    from runpy_exec import validate
+
+    data = validate.read_json(path, EXEC_ERROR)
+    if isinstance(data, dict) and "user" not in data:
+        data["user"] = {"uid": 0, "gid": 0}
+    return validate.check_process(data, path)
+
+
 def _launch(opts: GlobalOptions, req: ExecRequest) -> Launched:
     from runpy_exec.linux import cgroups, namespaces
 
     container = _load_running(opts, req)
     plan = _resolve_plan(opts, req, container)
-    if req.console_socket and not plan.terminal:
-        raise PyruncError("--console-socket needs a terminal (--tty or terminal: true)",
-                          EXEC_ERROR)
+    _check_terminal(req, plan.terminal)
+    if plan.terminal and not req.console_socket:
+        plan = _with_our_terminal_size(plan)
     prepared = _Prepared()
     try:
         prepared.check_fds(req)
         prepared.cgroup_fds = cgroups.open_procs_fds(_cgroup_paths(container, req))
         prepared.namespaces = namespaces.open_namespaces(
             container.init_pid, sorted(container.namespace_paths))
+        _check_still_running(container)
         prepared.seccomp = _prepare_seccomp(container)
         if plan.terminal and req.console_socket:
             prepared.console = _connect_console(req.console_socket)
-        return _fork_into_container(plan, req, prepared)
+        return _fork_into_container(plan, prepared)
     finally:
         prepared.close()
 
 
+def _with_our_terminal_size(plan: ProcessPlan) -> ProcessPlan:
+    """When we relay our own terminal, the pty starts at its size, not after the
+    process has already asked for it (a resize follows later changes)."""
+    if not os.isatty(0):
+        return plan
+    from runpy_exec.linux import console
+
+    try:
+        size = console.get_winsize(0)
+    except OSError:
+        return plan
+    return plan._replace(console_size=size) if all(size) else plan
+
+
 def _cgroup_paths(container: state.Container, req: ExecRequest) -> dict[str, str]:
+    """The container's cgroups with every ``--cgroup`` sub-cgroup applied.
+
+    Checked here, before anything starts: the messages carry the words runc's
+    callers (and its test-suite) look for.
+    """
     from runpy_exec import resolve
     from runpy_exec.linux import cgroups
 
     paths = dict(container.cgroup_paths)
-    for value in req.cgroups:
-        controllers, subpath = resolve.validate_cgroup_subpath(value)
+    for value, (controllers, subpath) in zip(
+            req.cgroups, resolve.validate_cgroup_args(req.cgroups), strict=True):
+        for controller in controllers:
+            if controller not in container.cgroup_paths:
+                raise PyruncError(f"exec failed: --cgroup {value}: unknown controller "
+                                  f"{controller}", EXEC_ERROR)
         sub = cgroups.sub_paths(container.cgroup_paths, controllers, subpath)
-        missing = [p for p in sub.values() if not os.path.isdir(p)]
-        if missing:
-            raise PyruncError(f"--cgroup {value}: no such cgroup {missing[0]}", EXEC_ERROR)
-        paths.update(sub)
+        for path in sub.values():
+            if not os.path.isdir(path):
+                raise PyruncError(f"exec failed: --cgroup {value}: adding pid to cgroup: open "
+                                  f"{path}/cgroup.procs: no such file or directory", EXEC_ERROR)
+        paths.update({c: p for c, p in sub.items() if p != container.cgroup_paths[c]})
     return paths
 
 
@@ -179,6 +301,8 @@ def _prepare_seccomp(container: state.Container) -> Any:
 
 def _connect_console(path: str) -> socket.socket:
     """Connect before anything starts, so a dead socket leaves no process behind."""
+    import socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
@@ -206,24 +330,31 @@ class _Prepared:
     exec_fd: int | None = None
 
     def check_fds(self, req: ExecRequest) -> None:
+        """Every fd the caller names must be one it really handed us, open now."""
         from runpy_exec import resolve
 
         keep = set(range(3, 3 + req.preserve_fds))
-        for fd in keep:
-            if not _fd_open(fd):
-                raise PyruncError(f"--preserve-fds {req.preserve_fds}: fd {fd} is not open",
-                                  EXEC_ERROR)
+        for fd in sorted(keep):
+            if not _callers_fd(fd):
+                raise PyruncError(f"exec failed: --preserve-fds {req.preserve_fds}: fd {fd} "
+                                  "is not open", EXEC_ERROR)
+        targets: set[int] = set()
         for value in req.pass_fds:
             source, target = resolve.parse_pass_fd(value)
-            if not _fd_open(source):
-                raise PyruncError(f"--pass-fd {value}: fd {source} is not open", EXEC_ERROR)
+            if not _callers_fd(source):
+                raise PyruncError(f"exec failed: --pass-fd {value}: fd {source} is not open",
+                                  EXEC_ERROR)
+            if target in keep or target in targets:
+                raise PyruncError(f"exec failed: --pass-fd {value}: fd {target} is already "
+                                  "given to the process", EXEC_ERROR)
+            targets.add(target)
             self.fd_moves.append((source, target))
-            keep.add(target)
         if req.exec_fd is not None:
-            if not _fd_open(req.exec_fd):
-                raise PyruncError(f"--exec-fd {req.exec_fd}: fd is not open", EXEC_ERROR)
+            if not _callers_fd(req.exec_fd):
+                raise PyruncError(f"exec failed: --exec-fd {req.exec_fd}: fd is not open",
+                                  EXEC_ERROR)
             self.exec_fd = req.exec_fd
-        self.keep_fds = frozenset(keep)
+        self.keep_fds = frozenset(keep | {t for t in targets if t > 2})
 
     def close(self) -> None:
         for fd in self.cgroup_fds:
@@ -236,7 +367,12 @@ class _Prepared:
             self.console = None
 
 
-def _fd_open(fd: int) -> bool:
+def _callers_fd(fd: int) -> bool:
+    """Open, and not one pyrunc opened for itself (the --log file)."""
+    from runpy_exec import log
+
+    if fd == log.file_fd():
+        return False
     try:
         fcntl.fcntl(fd, fcntl.F_GETFD)
     except OSError:
@@ -244,13 +380,19 @@ def _fd_open(fd: int) -> bool:
     return True
 
 
-def _fork_into_container(plan: ProcessPlan, req: ExecRequest, prepared: _Prepared) -> Launched:
+def _fork_into_container(plan: ProcessPlan, prepared: _Prepared) -> Launched:
+    """Fork the process, with every signal held back until it can be forwarded.
+
+    A signal arriving between fork and the forwarder's installation would
+    otherwise kill pyrunc (SIGTERM) and orphan the process, or run a Python
+    handler inside the half-made child.
+    """
     from runpy_exec import process_setup
 
-    floor = max([2, *prepared.keep_fds, *(src for src, _ in prepared.fd_moves)]) + 1
+    floor = max([2, *prepared.keep_fds, *(src for src, _ in prepared.fd_moves),
+                 *(dst for _, dst in prepared.fd_moves)]) + 1
     error_r, error_w = _pipe_above(floor)
-    pty_parent, pty_child = (socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-                             if plan.terminal else (None, None))
+    pty_parent, pty_child = _pty_channel() if plan.terminal else (None, None)
     pid_ns = dict(prepared.namespaces).get("pid")
     if pid_ns is not None:
         # pid_for_children only: pyrunc itself stays in the host pid namespace,
@@ -258,51 +400,71 @@ def _fork_into_container(plan: ProcessPlan, req: ExecRequest, prepared: _Prepare
         from runpy_exec.linux.syscalls import CLONE_NEWPID, setns
 
         setns(pid_ns, CLONE_NEWPID)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            import prctl
-
-            # CVE-2016-9962: while this process sits in the container's
-            # namespaces holding host fds, nothing in the container may ptrace
-            # it or open its /proc/<pid>/fd.  execve resets dumpable.
-            prctl.set_dumpable(0)
-            for fd in prepared.cgroup_fds:
-                os.write(fd, b"0")
-            from runpy_exec.linux import namespaces
-
-            namespaces.join([(kind, fd) for kind, fd in prepared.namespaces if kind != "pid"])
-            if pty_child is not None:
-                process_setup.become_terminal_owner(plan.console_size, pty_child)
-            setup = process_setup.ChildSetup(
-                plan=plan, error_fd=error_w, seccomp_filter=prepared.seccomp,
-                fd_moves=prepared.fd_moves, keep_fds=prepared.keep_fds,
-                exec_fd=prepared.exec_fd)
-        except BaseException as err:  # noqa: BLE001 - report, never return into the parent
-            process_setup.report_and_exit(error_w, "join container", err)
-        process_setup.setup_and_exec(setup)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _child(plan, prepared, error_w, pty_child, mask)
+        forwarder = SignalForwarder(os.pidfd_open(pid))
+        forwarder.install()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     os.close(error_w)
-    pidfd = os.pidfd_open(pid)
     master_fd = None
     if pty_parent is not None and pty_child is not None:
         pty_child.close()
         master_fd = _receive_master(pty_parent)
     error = _read_all(error_r)
     os.close(error_r)
+    launched = Launched(pid=pid, pidfd=forwarder.pidfd, forwarder=forwarder, master_fd=master_fd)
     if error:
-        os.waitpid(pid, 0)
-        os.close(pidfd)
-        if master_fd is not None:
-            os.close(master_fd)
-        child_error = process_setup.decode_error(error)
-        raise PyruncError(_describe(child_error, plan), EXEC_ERROR)
+        _abandon(launched)
+        raise PyruncError(_describe(process_setup.decode_error(error), plan), EXEC_ERROR)
     if master_fd is not None and prepared.console is not None:
         from runpy_exec.linux import console
 
-        console.send_fd(prepared.console, master_fd)
+        try:
+            console.send_fd(prepared.console, master_fd)
+        except PyruncError as err:
+            _abandon(launched)
+            raise PyruncError(str(err), EXEC_ERROR) from None
         os.close(master_fd)
-        master_fd = None
-    return Launched(pid=pid, pidfd=pidfd, master_fd=master_fd)
+        launched.master_fd = None
+    return launched
+
+
+def _child(plan: ProcessPlan, prepared: _Prepared, error_w: int, pty_child: Any,
+           mask: Iterable[int]) -> NoReturn:
+    """The forked child up to the point where process setup takes over; never returns."""
+    from runpy_exec import process_setup
+
+    stage = "signals"
+    try:
+        process_setup.reset_signals(mask)
+        import prctl
+
+        # CVE-2016-9962: while this process sits in the container's
+        # namespaces holding host fds, nothing in the container may ptrace
+        # it or open its /proc/<pid>/fd.  execve resets dumpable.
+        prctl.set_dumpable(0)
+        stage = "proc"
+        proc_files = process_setup.open_proc_files(plan)
+        stage = "cgroup"
+        from runpy_exec.linux import cgroups, namespaces
+
+        cgroups.join_with_fds(prepared.cgroup_fds)
+        stage = "namespaces"
+        namespaces.join([(kind, fd) for kind, fd in prepared.namespaces if kind != "pid"])
+        stage = "console"
+        if pty_child is not None:
+            process_setup.become_terminal_owner(plan.console_size, pty_child)
+        setup = process_setup.ChildSetup(
+            plan=plan, error_fd=error_w, seccomp_filter=prepared.seccomp,
+            fd_moves=prepared.fd_moves, keep_fds=prepared.keep_fds,
+            exec_fd=prepared.exec_fd, proc_files=proc_files)
+    except BaseException as err:  # noqa: BLE001 - report, never return into the parent
+        process_setup.report_and_exit(error_w, stage, err)
+    process_setup.setup_and_exec(setup)
 
 
 def _describe(err: Exception, plan: ProcessPlan) -> str:
@@ -313,9 +475,9 @@ def _describe(err: Exception, plan: ProcessPlan) -> str:
     reason = str(err)
     reason = reason[:1].lower() + reason[1:]
     if err.stage == "exec":
-        return f"exec failed: exec {plan.args[0]!r}: {reason}"
+        return f'exec failed: exec "{plan.args[0]}": {reason}'
     if err.stage == "cwd":
-        return f"exec failed: chdir to cwd {plan.cwd!r}: {reason}"
+        return f'exec failed: chdir to cwd "{plan.cwd}": {reason}'
     return f"exec failed: {err.stage}: {reason}"
 
 
@@ -336,7 +498,16 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
+def _pty_channel() -> tuple[socket.socket, socket.socket]:
+    """Where the child, which opens the pty inside the container, sends us the master."""
+    import socket
+
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+
+
 def _receive_master(channel: socket.socket) -> int | None:
+    import socket
+
     with channel:
         try:
             _, fds, _, _ = socket.recv_fds(channel, 64, 1)
@@ -345,68 +516,148 @@ def _receive_master(channel: socket.socket) -> int | None:
     return fds[0] if fds else None
 
 
-def _wait(launched: Launched, req: ExecRequest) -> int:
-    timeout = None
-    if req.timeout:
-        from runpy_exec import resolve
+def _wait(launched: Launched, timeout: float | None) -> int:
+    return wait_for(launched.pid, launched.master_fd, timeout, launched.pidfd,
+                    launched.forwarder)
 
-        timeout = resolve.parse_duration(req.timeout)
-    return wait_for(launched.pid, launched.master_fd, timeout, launched.pidfd)
+
+class SignalForwarder:
+    """Sends every signal pyrunc can catch on to the process, as runc does.
+
+    Signals go through a pidfd, so one that arrives after the process was
+    reaped cannot reach another process that reused its pid.
+
+    Python runs a handler only between bytecodes: a signal that lands just
+    before a blocking select would wait for that select to end, which for a
+    process that ignores nothing else is never.  So every signal also writes
+    to a wakeup pipe (``signal.set_wakeup_fd``), and the wait includes
+    :attr:`wake_fd`.
+    """
+
+    def __init__(self, pidfd: int) -> None:
+        self.pidfd = pidfd
+        self._previous: dict[int, Any] = {}
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._previous_wakeup: int | None = None
+
+    @property
+    def wake_fd(self) -> int:
+        return self._wake_r
+
+    def install(self) -> None:
+        self._previous_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for sig in signal.valid_signals():
+            if sig in _NOT_FORWARDED:
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                self._previous[sig] = signal.signal(sig, self._forward)
+
+    def _forward(self, signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError, OSError):
+            signal.pidfd_send_signal(self.pidfd, signum)
+
+    def drain(self) -> None:
+        """Empty the wakeup pipe; the handlers themselves have run by now."""
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 512):
+                pass
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+        if self._previous_wakeup is not None:
+            signal.set_wakeup_fd(self._previous_wakeup)
+            self._previous_wakeup = None
+        if self._wake_w >= 0:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
 
 
 def wait_for(pid: int, master_fd: int | None, timeout: float | None,
-             pidfd: int | None = None) -> int:
+             pidfd: int | None = None, forwarder: SignalForwarder | None = None) -> int:
     """Relay signals (and the terminal) until ``pid`` exits; return its status.
 
     The status is the process's exit code, 128+N when killed by signal N, and
     124 when ``timeout`` seconds passed and pyrunc killed it.
     """
-    import select
-    import time
-
     if pidfd is None:
         pidfd = os.pidfd_open(pid)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    _forward_signals(pid)
-    timed_out = False
-    relay = None
-    if master_fd is not None:
-        from runpy_exec.linux import console
-
-        relay = console.Relay(master_fd)
+    if forwarder is None:
+        forwarder = SignalForwarder(pidfd)
+        forwarder.install()
     try:
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if relay is not None:
-                done = relay.run_until(pidfd, remaining)
-            else:
-                done = bool(select.select([pidfd], [], [], remaining)[0])
-            if done:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                timed_out = True
-                deadline = None
+        timed_out = _wait_relaying(pidfd, forwarder, master_fd, timeout)
+        _, status = os.waitpid(pid, 0)
     finally:
-        if relay is not None:
-            relay.close()
-    _, status = os.waitpid(pid, 0)
-    os.close(pidfd)
+        forwarder.restore()
+        os.close(pidfd)
     if timed_out:
         return TIMEOUT_STATUS
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def _forward_signals(pid: int) -> None:
-    """Every signal pyrunc can catch goes to the process, as runc does."""
+def _wait_relaying(pidfd: int, forwarder: SignalForwarder, master_fd: int | None,
+                   timeout: float | None) -> bool:
+    """Until the process exits; True when the deadline passed and it was killed.
 
-    def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
+    The relay watches one fd for "stop": an epoll set of the pidfd and the
+    signal wakeup pipe, so a signal ends its wait as well as the exit does.
+    """
+    import select
+    import time
 
-    skip = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH}
-    for sig in signal.valid_signals():
-        if sig not in skip:
-            with contextlib.suppress(OSError, ValueError):
-                signal.signal(sig, forward)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    timed_out = False
+    either = select.epoll(2)
+    either.register(pidfd, select.EPOLLIN)
+    either.register(forwarder.wake_fd, select.EPOLLIN)
+    try:
+        with _terminal_relay(master_fd) as relay:
+            while True:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if relay is not None and not relay.hung_up:
+                    relay.run_until(either.fileno(), remaining)
+                else:
+                    select.select([either.fileno()], [], [], remaining)
+                forwarder.drain()
+                if select.select([pidfd], [], [], 0)[0]:
+                    return timed_out
+                if deadline is not None and time.monotonic() >= deadline:
+                    with contextlib.suppress(OSError):
+                        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    timed_out = True
+                    deadline = None
+    finally:
+        either.close()
+
+
+@contextlib.contextmanager
+def _terminal_relay(master_fd: int | None) -> Iterator[Any]:
+    """The relay between our terminal and the process's, when pyrunc holds the master.
+
+    When our stdin is a terminal it goes raw (every key, ^C included, is the
+    process's to interpret), the pty takes its size, and follows it on
+    SIGWINCH; everything is put back on the way out.
+    """
+    if master_fd is None:
+        yield None
+        return
+    from runpy_exec.linux import console
+
+    relay = console.Relay(master_fd)
+    interactive = os.isatty(0)
+    previous_winch = None
+    try:
+        with console.RawMode(0) if interactive else contextlib.nullcontext():
+            if interactive:
+                relay.resize_from(0)
+                previous_winch = signal.signal(
+                    signal.SIGWINCH, lambda _sig, _frame: relay.resize_from(0))
+            yield relay
+    finally:
+        if previous_winch is not None:
+            signal.signal(signal.SIGWINCH, previous_winch)
+        relay.close()
+        os.close(master_fd)

@@ -65,6 +65,11 @@ def reset() -> None:
     _fd, _json, _debug = None, False, False
 
 
+def file_fd() -> int | None:
+    """The --log file's fd, which exec must not mistake for one its caller passed."""
+    return _fd
+
+
 def debug_enabled() -> bool:
     return _debug
 

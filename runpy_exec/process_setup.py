@@ -1,5 +1,8 @@
 """The child side of starting a container process, shared by ``create`` and ``exec``.
 
+Modules are imported at the top, not where used: ``create``'s init runs this
+code after pivot_root, where the interpreter's own files are out of reach.
+
 CPython's ``subprocess`` discipline: the parent prepares everything before
 ``fork`` (a :class:`ProcessPlan` of plain numbers, open fds, a built seccomp
 filter); the child only makes syscalls, in a fixed order, and reports the
@@ -9,16 +12,46 @@ succeeds, the pipe closes with nothing written and the parent knows.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import resource
-from collections.abc import Callable
+import signal
+import stat
+import termios
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
+import prctl
+
+from runpy_exec.linux import capabilities, console, syscalls
 from runpy_exec.plan import ProcessPlan
 
-# Stages named in error messages so a failure says what the runtime was doing.
+# Between the fields of an error record: stage, errno, message.
 _ERROR_SEPARATOR = b"\0"
+# CPython ignores these at start-up; an ignored signal stays ignored across
+# execve, so the process would never see a broken pipe or a file size limit.
+_PYTHON_IGNORED = (signal.SIGPIPE, signal.SIGXFSZ)
+_TIOCSCTTY = 0x540E
+
+_made_terminal = False  # set by become_terminal_owner: stdio is a pty this process opened
+
+T = TypeVar("T")
+
+
+@dataclass
+class ProcFiles:
+    """/proc/self files the child writes, opened while /proc is still the host's.
+
+    Once the child has joined the container's mount namespace, /proc is
+    whatever the container mounted there: a container that can mount could
+    shadow attr/exec and run the process without its LSM profile
+    (CVE-2019-16884).  fds opened before the join refer to the real files.
+    """
+
+    oom_score_adj: int | None = None
+    lsm_exec: int | None = None
 
 
 @dataclass
@@ -33,6 +66,7 @@ class ChildSetup:
     exec_fd: int | None = None  # execute the file open on this fd (fexecve)
     verify_cwd_inside: bool = True
     plain_errors: bool = False  # after `start` nobody reads the pipe: say it on stderr
+    proc_files: ProcFiles | None = None  # None: open them where the child stands
 
 
 class ChildError(Exception):
@@ -57,7 +91,7 @@ def decode_error(data: bytes) -> ChildError:
 
 
 def describe(err: BaseException) -> str:
-    """An OSError as "reason: path" (the call name is in the reason for our ctypes calls)."""
+    """An OSError as "path: reason" (the call name is in the reason for our ctypes calls)."""
     if isinstance(err, OSError) and err.strerror:
         if err.filename is not None:
             return f"{os.fsdecode(err.filename)}: {err.strerror}"
@@ -67,17 +101,53 @@ def describe(err: BaseException) -> str:
 
 def report_and_exit(error_fd: int, stage: str, err: BaseException) -> NoReturn:
     """Tell the parent why the child failed, then leave without running parent cleanup."""
-    errno = getattr(err, "errno", 0) or 0
-    message = describe(err)
+    if isinstance(err, ChildError):
+        stage = err.stage
+    code = getattr(err, "errno", 0) or 0
     try:
-        os.write(error_fd, encode_error(stage, errno, message))
+        os.write(error_fd, encode_error(stage, code, describe(err)))
     finally:
         os._exit(255)
 
 
-def _step(stage: str, action: Callable[[], None]) -> None:
+def reset_signals(mask: Iterable[int] | None = None) -> None:
+    """Give the process the dispositions it would have had without Python in between.
+
+    SIGINT goes back to the default only where Python installed its own
+    handler: a caller that ignores it (a background job) passes that on, as
+    runc does.  ``mask`` is the signal mask the parent had before it blocked
+    everything around fork.
+    """
+    for sig in _PYTHON_IGNORED:
+        signal.signal(sig, signal.SIG_DFL)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def open_proc_files(plan: ProcessPlan) -> ProcFiles:
+    """Open what :func:`setup_and_exec` will write under /proc/self (see :class:`ProcFiles`)."""
+    files = ProcFiles()
+    flags = os.O_WRONLY | os.O_CLOEXEC
+    if plan.oom_score_adj is not None:
+        files.oom_score_adj = os.open("/proc/self/oom_score_adj", flags)
+    if plan.apparmor_profile:
+        if not _apparmor_enabled():
+            raise ChildError("apparmor", f"apparmor profile {plan.apparmor_profile!r} requested "
+                             "but AppArmor is not enabled on this host")
+        files.lsm_exec = os.open("/proc/self/attr/apparmor/exec", flags)
+    elif plan.selinux_label:
+        if not os.path.isdir("/sys/fs/selinux"):
+            raise ChildError("selinux", f"process label {plan.selinux_label!r} requested "
+                             "but SELinux is not enabled on this host")
+        files.lsm_exec = os.open("/proc/self/attr/exec", flags)
+    return files
+
+
+def _step(stage: str, action: Callable[[], T]) -> T:
     try:
-        action()
+        return action()
     except ChildError:
         raise
     except OSError as err:
@@ -86,16 +156,17 @@ def _step(stage: str, action: Callable[[], None]) -> None:
         raise ChildError(stage, str(err)) from None
 
 
-def _move_fds(moves: list[tuple[int, int]]) -> None:
+def _move_fds(moves: list[tuple[int, int]], floor: int) -> None:
     """dup every source above all targets first, so a move never clobbers another's source."""
-    if not moves:
-        return
-    floor = max(max(src for src, _ in moves), max(dst for _, dst in moves)) + 1
-    staged = [(os.dup2(src, floor + i, inheritable=False), dst)
-              for i, (src, dst) in enumerate(moves)]
+    staged = [(_dup_above(src, floor), dst) for src, dst in moves]
     for tmp, dst in staged:
         os.dup2(tmp, dst, inheritable=True)
         os.close(tmp)
+
+
+def _dup_above(fd: int, floor: int) -> int:
+    """A close-on-exec copy of ``fd`` at ``floor`` or above, out of the way of fd moves."""
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
 
 
 def _close_other_fds(keep: frozenset[int]) -> None:
@@ -106,16 +177,14 @@ def _close_other_fds(keep: frozenset[int]) -> None:
     namespaces) lets it walk the host filesystem.  Marking them CLOEXEC rather
     than closing keeps the error pipe usable until execve.
     """
-    from runpy_exec.linux.syscalls import CLOSE_RANGE_CLOEXEC, close_range
-
     start = 3
     for fd in sorted(keep):
         if fd >= start:
             if fd > start:
-                close_range(start, fd - 1, CLOSE_RANGE_CLOEXEC)
+                syscalls.close_range(start, fd - 1, syscalls.CLOSE_RANGE_CLOEXEC)
             os.set_inheritable(fd, True)
             start = fd + 1
-    close_range(start, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
+    syscalls.close_range(start, 0xFFFFFFFF, syscalls.CLOSE_RANGE_CLOEXEC)
 
 
 def _apply_rlimits(plan: ProcessPlan) -> None:
@@ -123,25 +192,17 @@ def _apply_rlimits(plan: ProcessPlan) -> None:
         resource.setrlimit(limit.resource, (limit.soft, limit.hard))
 
 
-def _apply_oom_score_adj(value: int) -> None:
-    with open("/proc/self/oom_score_adj", "w") as f:
-        f.write(str(value))
+def _write_proc(fd: int, text: str) -> None:
+    os.write(fd, text.encode())
+    os.close(fd)
 
 
-def _apply_lsm_label(plan: ProcessPlan) -> None:
-    """Labels apply at the next execve; a missing LSM is an error, never silently skipped."""
+def _apply_lsm_label(plan: ProcessPlan, fd: int) -> None:
+    """Labels apply at the next execve; a missing LSM was refused when the file was opened."""
     if plan.apparmor_profile:
-        if not _apparmor_enabled():
-            raise ChildError("apparmor", f"apparmor profile {plan.apparmor_profile!r} requested "
-                             "but AppArmor is not enabled on this host")
-        with open("/proc/self/attr/apparmor/exec", "w") as f:
-            f.write(f"exec {plan.apparmor_profile}")
-    if plan.selinux_label:
-        if not os.path.isdir("/sys/fs/selinux"):
-            raise ChildError("selinux", f"process label {plan.selinux_label!r} requested "
-                             "but SELinux is not enabled on this host")
-        with open("/proc/self/attr/exec", "w") as f:
-            f.write(plan.selinux_label)
+        _write_proc(fd, f"exec {plan.apparmor_profile}")
+    elif plan.selinux_label:
+        _write_proc(fd, plan.selinux_label)
 
 
 def _apparmor_enabled() -> bool:
@@ -159,17 +220,39 @@ def _apply_scheduling(plan: ProcessPlan) -> None:
         if sched.nice:
             os.setpriority(os.PRIO_PROCESS, 0, sched.nice)
     if plan.io_priority is not None:
-        from runpy_exec.linux.syscalls import ioprio_set
-
-        ioprio_set(plan.io_priority.ioprio_class, plan.io_priority.priority)
+        syscalls.ioprio_set(plan.io_priority.ioprio_class, plan.io_priority.priority)
     if plan.cpu_affinity_initial:
         os.sched_setaffinity(0, plan.cpu_affinity_initial)
 
 
+def _own_stdio(uid: int) -> None:
+    """Give the process's user its stdio, as runc does, so it can reopen /dev/stdout.
+
+    Only what is the process's alone: the pty made for it, and pipes or
+    sockets.  Unlike runc, a host terminal or file that the caller handed
+    over keeps its owner: a container user must not gain a host file.
+    /dev/null stays root's, or every later open of it would be the user's.
+    Failures that only mean "not ours to change" are ignored, as in runc.
+    """
+    for fd in (0, 1, 2):
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            continue
+        mode = info.st_mode
+        ours = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or (
+            _made_terminal and stat.S_ISCHR(mode) and os.isatty(fd))
+        if not ours or info.st_uid == uid:
+            continue
+        try:
+            os.fchown(fd, uid, -1)
+        except OSError as err:
+            if err.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
+                raise
+
+
 def _change_user(plan: ProcessPlan) -> None:
     """Bounding first (needs CAP_SETPCAP), keep caps across setuid, then the ids."""
-    from runpy_exec.linux import capabilities
-
     if plan.capabilities is not None:
         capabilities.apply_bounding(plan.capabilities.bounding)
         capabilities.keep_caps_across_setuid(True)
@@ -178,23 +261,40 @@ def _change_user(plan: ProcessPlan) -> None:
     os.setresuid(plan.uid, plan.uid, plan.uid)
 
 
+def _enter_cwd_early(cwd: str, verify_inside: bool) -> bool:
+    """chdir while still root, as runc does: the process may start in a directory
+    that only the runtime can enter.  False when only its user may enter it."""
+    try:
+        _enter_cwd(cwd, verify_inside)
+    except ChildError as err:
+        if err.errno in (errno.EACCES, errno.EPERM):
+            return False
+        raise
+    return True
+
+
 def _enter_cwd(cwd: str, verify_inside: bool) -> None:
-    os.chdir(cwd)
+    try:
+        os.chdir(cwd)
+    except OSError as err:
+        raise ChildError("cwd", (err.strerror or str(err)).lower(), err.errno or 0) from None
     if verify_inside:
-        # CVE-2024-21626: a cwd reached through a leaked host fd
-        # (/proc/self/fd/N) lies outside the container's root; getcwd then
-        # fails (ENOENT) or answers a path that is not absolute.
-        try:
-            where = os.getcwd()
-        except FileNotFoundError:
-            where = ""
-        if not where.startswith("/"):
-            raise ChildError("cwd", f"cwd {cwd!r} is outside the container root", 2)
+        _check_cwd_inside(cwd)
+
+
+def _check_cwd_inside(cwd: str) -> None:
+    """CVE-2024-21626: a cwd reached through a leaked host fd (/proc/self/fd/N)
+    lies outside the container's root; getcwd then fails (ENOENT) or answers
+    a path that is not absolute."""
+    try:
+        where = os.getcwd()
+    except FileNotFoundError:
+        where = ""
+    if not where.startswith("/"):
+        raise ChildError("cwd", "it is outside the container's root filesystem", errno.ENOENT)
 
 
 def _apply_capabilities(plan: ProcessPlan) -> None:
-    from runpy_exec.linux import capabilities
-
     if plan.capabilities is not None:
         capabilities.apply_sets(plan.capabilities)
         capabilities.keep_caps_across_setuid(False)
@@ -206,14 +306,52 @@ def _load_seccomp(setup: ChildSetup) -> None:
     seccomp.load(setup.seccomp_filter)
 
 
-def _exec(setup: ChildSetup) -> NoReturn:
-    plan = setup.plan
+def find_program(plan: ProcessPlan) -> str:
+    """The file execve will run: ``args[0]`` when it names a path, else the first
+    executable of that name on the process's own $PATH, as runc looks it up.
+
+    Done here rather than by execvpe so that "not found" is told apart from a
+    found file that fails to execute, and said in one line.  Public so that
+    ``create`` can refuse a missing program before the container is started.
+    Raises :class:`ChildError` (stage "exec").
+    """
+    name = plan.args[0]
+    if "/" in name:
+        _check_executable(name)
+        return name
     env = dict(entry.split("=", 1) for entry in plan.env)
-    if setup.exec_fd is not None:
-        os.execve(setup.exec_fd, plan.args, env)
-    if "/" in plan.args[0]:
-        os.execve(plan.args[0], plan.args, env)
-    os.execvpe(plan.args[0], plan.args, env)
+    denied = False
+    for directory in env.get("PATH", "").split(":"):
+        candidate = os.path.join(directory or ".", name)
+        try:
+            _check_executable(candidate)
+        except ChildError as err:
+            denied = denied or err.errno == errno.EACCES
+            continue
+        return candidate
+    if denied:
+        raise ChildError("exec", "permission denied", errno.EACCES)
+    raise ChildError("exec", "executable file not found in $PATH", errno.ENOENT)
+
+
+def _check_executable(path: str) -> None:
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        raise ChildError("exec", (err.strerror or str(err)).lower(), err.errno or 0) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ChildError("exec", "is a directory", errno.EISDIR)
+    if not (stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK)):
+        raise ChildError("exec", "permission denied", errno.EACCES)
+
+
+def _exec(plan: ProcessPlan, program: str | int) -> NoReturn:
+    """``program`` is a path, or an fd to run with fexecve."""
+    env = dict(entry.split("=", 1) for entry in plan.env)
+    try:
+        os.execve(program, plan.args, env)
+    except OSError as err:
+        raise ChildError("exec", (err.strerror or str(err)).lower(), err.errno or 0) from None
 
 
 def setup_and_exec(setup: ChildSetup) -> NoReturn:
@@ -221,37 +359,53 @@ def setup_and_exec(setup: ChildSetup) -> NoReturn:
 
     Order (runc's): limits and scores while still root; no_new_privs; seccomp
     early only without no_new_privs (loading needs CAP_SYS_ADMIN then); fds;
-    bounding set, user and groups; cwd (after the user change, so permissions
-    are the process's own); the other capability sets; seccomp last with
-    no_new_privs so the filter need not allow the setup syscalls; execve.
+    stdio ownership; cwd while still root when allowed; bounding set, user
+    and groups; cwd again as the user if root was refused; the other
+    capability sets; seccomp last with no_new_privs so the filter need not
+    allow the setup syscalls; execve.
     """
     plan = setup.plan
     try:
+        _step("signals", reset_signals)
+        files = setup.proc_files
+        if files is None:
+            files = _step("proc", lambda: open_proc_files(plan))
         _step("rlimits", lambda: _apply_rlimits(plan))
-        if plan.oom_score_adj is not None:
-            score = plan.oom_score_adj
-            _step("oom_score_adj", lambda: _apply_oom_score_adj(score))
+        if files.oom_score_adj is not None:
+            oom_fd = files.oom_score_adj
+            _step("oom_score_adj", lambda: _write_proc(oom_fd, str(plan.oom_score_adj)))
         _step("scheduling", lambda: _apply_scheduling(plan))
-        _step("lsm", lambda: _apply_lsm_label(plan))
+        if files.lsm_exec is not None:
+            lsm_fd = files.lsm_exec
+            _step("lsm", lambda: _apply_lsm_label(plan, lsm_fd))
         if plan.no_new_privileges:
-            import prctl
-
             _step("no_new_privs", lambda: prctl.set_no_new_privs(1))
         if setup.seccomp_filter is not None and not plan.no_new_privileges:
             _step("seccomp", lambda: _load_seccomp(setup))
-        _step("fds", lambda: _move_fds(setup.fd_moves))
+        floor = max([2, *(dst for _, dst in setup.fd_moves), *setup.keep_fds]) + 1
+        exec_fd = setup.exec_fd
+        if exec_fd is not None:
+            source = exec_fd
+            exec_fd = _step("fds", lambda: _dup_above(source, floor))
+        _step("fds", lambda: _move_fds(setup.fd_moves, floor))
         _step("fds", lambda: _close_other_fds(setup.keep_fds))
+        _step("stdio", lambda: _own_stdio(plan.uid))
+        entered = _step("cwd", lambda: _enter_cwd_early(plan.cwd, setup.verify_cwd_inside))
         _step("user", lambda: _change_user(plan))
         if plan.umask is not None:
             os.umask(plan.umask)
-        _step("cwd", lambda: _enter_cwd(plan.cwd, setup.verify_cwd_inside))
+        if not entered:
+            _step("cwd", lambda: _enter_cwd(plan.cwd, setup.verify_cwd_inside))
         _step("capabilities", lambda: _apply_capabilities(plan))
+        # Looked up as the process's user, before a late seccomp filter that
+        # need not allow stat and access.
+        program = exec_fd if exec_fd is not None else _step("exec", lambda: find_program(plan))
         if setup.seccomp_filter is not None and plan.no_new_privileges:
             _step("seccomp", lambda: _load_seccomp(setup))
         if plan.cpu_affinity_final:
             final = plan.cpu_affinity_final
             _step("cpu affinity", lambda: os.sched_setaffinity(0, final))
-        _step("exec", lambda: _exec(setup))
+        _step("exec", lambda: _exec(plan, program))
     except ChildError as err:
         try:
             if setup.plain_errors:
@@ -265,20 +419,22 @@ def setup_and_exec(setup: ChildSetup) -> NoReturn:
     os._exit(255)
 
 
-_TIOCSCTTY = 0x540E
-
-
 def become_terminal_owner(console_size: tuple[int, int] | None, channel: Any) -> None:
     """Open the pty inside the container's /dev/pts (so ttyname() works in there),
     hand the master to the parent over ``channel``, and make the replica our
-    controlling terminal and stdio."""
-    import fcntl
+    controlling terminal and stdio.
+
+    ONLCR is cleared, as runc does: callers relay the output byte for byte
+    to their own terminal, which adds its own carriage returns.
+    """
+    global _made_terminal
     import socket
 
     master, replica = os.openpty()
-    if console_size:
-        from runpy_exec.linux import console
-
+    attrs = termios.tcgetattr(replica)
+    attrs[1] &= ~termios.ONLCR
+    termios.tcsetattr(replica, termios.TCSANOW, attrs)
+    if console_size and all(console_size):
         console.set_winsize(replica, *console_size)
     socket.send_fds(channel, [b"/dev/ptmx"], [master])
     channel.close()
@@ -289,3 +445,4 @@ def become_terminal_owner(console_size: tuple[int, int] | None, channel: Any) ->
         os.dup2(replica, target)
     if replica > 2:
         os.close(replica)
+    _made_terminal = True

@@ -679,10 +679,13 @@ def resolve_exec(
     )
 
 
+# --tty is left out: the file's "terminal" decides, and callers (runc's own
+# tests among them) habitually pass -t along with -p; warning would only add
+# a line to output that they parse.
 _IGNORED_WITH_PROCESS = (
     ("cwd", "--cwd"), ("env", "--env"), ("user", "--user"),
     ("additional_gids", "--additional-gids"), ("caps", "--cap"),
-    ("no_new_privs", "--no-new-privs"), ("tty", "--tty"), ("apparmor", "--apparmor"),
+    ("no_new_privs", "--no-new-privs"), ("apparmor", "--apparmor"),
     ("process_label", "--process-label"),
 )
 

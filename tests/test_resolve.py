@@ -693,7 +693,7 @@ def test_process_file_replaces_the_process() -> None:
     assert plan.apparmor_profile == "ctr-profile"
     assert plan.scheduler == Scheduler(os.SCHED_BATCH)
     assert warnings == ["ignoring --cwd, --env, --user, --additional-gids, --cap, "
-                        "--no-new-privs, --tty: --process replaces the whole process"]
+                        "--no-new-privs: --process replaces the whole process"]
 
 
 def test_process_file_capabilities() -> None:

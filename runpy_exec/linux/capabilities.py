@@ -26,11 +26,23 @@ import prctl
 from runpy_exec.linux import syscalls
 from runpy_exec.plan import CapabilitySets
 
+_last_cap: int | None = None
+
 
 def last_cap() -> int:
-    """The highest capability number the running kernel knows."""
-    with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as f:
-        return int(f.read())
+    """The highest capability number the running kernel knows, read once per process.
+
+    The runtime reads it on the host before fork, so a child that has since
+    joined a container's mount namespace does not take the number from a
+    /proc/sys the container may have mounted over: a smaller number there
+    would leave the higher capabilities in every set (CVE-2019-16884 is the
+    same trick played on the LSM attribute files).
+    """
+    global _last_cap
+    if _last_cap is None:
+        with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as f:
+            _last_cap = int(f.read())
+    return _last_cap
 
 
 def _all_caps() -> range:

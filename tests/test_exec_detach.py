@@ -1,0 +1,204 @@
+"""``exec --detach`` and ``--console-socket``: who waits for the process, who holds its pty.
+
+Detached, a copy of pyrunc stays behind as the process's waiter (runsc's
+way): the pid file names it, and once pyrunc has returned it must be the
+caller's child through the caller's subreaper, exit with the process's
+status and pass signals on.  The caller here is SUBREAPER_HELPER, a small
+script run as a subprocess, as conmon or a containerd shim would be.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Runtime, pyrunc_binary
+from tests.exec_support import ConsoleReceiver, cgroup_pids, init_pid, make_bundle, running
+
+pytestmark = pytest.mark.root
+
+SUBREAPER_HELPER = r'''
+"""subreaper.py PID_FILE OUT_FILE SIGNAL -- PYRUNC ARGS...: run a detached exec as its reaper."""
+import ctypes, json, os, signal, subprocess, sys, time
+
+PR_SET_CHILD_SUBREAPER = 36
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+pid_file, out_file, send = sys.argv[1:4]
+argv = sys.argv[5:]
+with open(out_file, "wb") as out, open(out_file + ".err", "w+b") as err:
+    # The process inherits pyrunc's stdio: files, so that nothing waits for their end.
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+    err.seek(0)
+    report = {"rc": done.returncode, "stderr": err.read().decode(),
+              "pid_file_exists": os.path.exists(pid_file)}
+if done.returncode == 0:
+    text = open(pid_file).read()
+    pid = int(text)
+    report.update(pid_text=text, pid=pid, alive_at_return=os.path.exists(f"/proc/{pid}"))
+    stat = open(f"/proc/{pid}/stat").read()
+    report["ppid"] = int(stat.rsplit(")", 1)[1].split()[1])
+    report["cmdline"] = open(f"/proc/{pid}/cmdline").read().split("\0")
+    deadline = time.monotonic() + 10
+    while b"ready" not in open(out_file, "rb").read() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if send != "-":
+        os.kill(pid, getattr(signal, send))
+    _, status = os.waitpid(pid, 0)
+    report["status"] = os.waitstatus_to_exitcode(status)
+report["self"] = os.getpid()
+print(json.dumps(report))
+'''
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
+    return Runtime(pyrunc_binary(), tmp_path_factory.mktemp("pyrunc-root"))
+
+
+@pytest.fixture(scope="module")
+def ctr(rt: Runtime, busybox_bundle_template: Path,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    bundle = make_bundle(busybox_bundle_template, tmp_path_factory.mktemp("detach-bundle"))
+    with running(rt, bundle) as container_id:
+        yield container_id
+
+
+@pytest.fixture(scope="module")
+def init(rt: Runtime, ctr: str) -> int:
+    return init_pid(rt, ctr)
+
+
+def detached(rt: Runtime, tmp_path: Path, flags: list[str], ctr: str, args: list[str],
+             send: str = "-") -> dict[str, Any]:
+    helper = tmp_path / "subreaper.py"
+    helper.write_text(SUBREAPER_HELPER)
+    pid_file = tmp_path / "waiter.pid"
+    out = tmp_path / "out"
+    argv = [pyrunc_binary(), "--root", str(rt.root), "exec", "-d", "--pid-file", str(pid_file),
+            *flags, ctr, *args]
+    done = subprocess.run([sys.executable, str(helper), str(pid_file), str(out), send, "--",
+                           *argv], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    report["out"] = out.read_text() if out.exists() else ""
+    return report
+
+
+def test_detached_waiter_is_the_subreaper_s_child_and_exits_with_the_status(
+        rt: Runtime, ctr: str, tmp_path: Path) -> None:
+    report = detached(rt, tmp_path, [], ctr, ["sh", "-c", "echo ready; sleep 0.3; exit 3"])
+    assert report["rc"] == 0, report["stderr"]
+    assert report["pid_text"].isdigit()  # the number only, no newline
+    assert report["alive_at_return"]
+    assert report["ppid"] == report["self"]
+    assert "exec" in report["cmdline"] and "-d" in report["cmdline"]  # pyrunc's waiter
+    assert report["status"] == 3
+    assert report["out"] == "ready\n"
+
+
+def test_signals_sent_to_the_waiter_reach_the_process(rt: Runtime, ctr: str,
+                                                      tmp_path: Path) -> None:
+    script = "trap 'exit 42' USR1; echo ready; while :; do sleep 0.05; done"
+    report = detached(rt, tmp_path, [], ctr, ["sh", "-c", script], send="SIGUSR1")
+    assert report["status"] == 42
+
+
+def test_a_signal_that_kills_the_process_gives_128_plus_n(rt: Runtime, ctr: str,
+                                                          tmp_path: Path) -> None:
+    report = detached(rt, tmp_path, [], ctr, ["sh", "-c", "echo ready; exec sleep 30"],
+                      send="SIGTERM")
+    assert report["status"] == 128 + signal.SIGTERM
+
+
+def test_detached_timeout(rt: Runtime, ctr: str, init: int, tmp_path: Path) -> None:
+    report = detached(rt, tmp_path, ["--timeout", "300ms"], ctr,
+                      ["sh", "-c", "echo ready; exec sleep 30"])
+    assert report["status"] == 124
+    assert cgroup_pids(init) == {init}
+
+
+def test_detached_internal_pid_file(rt: Runtime, ctr: str, tmp_path: Path) -> None:
+    internal = tmp_path / "internal.pid"
+    report = detached(rt, tmp_path, ["--internal-pid-file", str(internal)], ctr,
+                      ["sh", "-c", "echo ready $$"])
+    assert report["status"] == 0
+    assert report["out"] == f"ready {internal.read_text()}\n"
+
+
+def test_detached_start_failure(rt: Runtime, ctr: str, init: int, tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    report = detached(rt, tmp_path, [], ctr, ["no-such-binary"])
+    assert report["rc"] == 255
+    assert not report["pid_file_exists"]
+    assert "no-such-binary" in report["stderr"]
+    done = rt("--log", str(log), "exec", "-d", "--pid-file", str(tmp_path / "p"), ctr,
+              "no-such-binary")
+    assert done.returncode == 255
+    assert "no-such-binary" in log.read_text()
+    assert "executable file not found in $PATH" in log.read_text()
+    assert not (tmp_path / "p").exists()
+    assert cgroup_pids(init) == {init}
+
+
+# --- console socket ------------------------------------------------------------------
+
+
+def test_console_socket_gets_the_master_and_pyrunc_copies_nothing(
+        rt: Runtime, ctr: str, tmp_path: Path) -> None:
+    sock = tmp_path / "console.sock"
+    receiver = ConsoleReceiver(sock)
+    try:
+        script = ("for fd in 0 1 2; do readlink /proc/self/fd/$fd; done; "
+                  "cut -d' ' -f7 /proc/self/stat; echo out; exit 5")
+        done = rt("exec", "-t", "--console-socket", str(sock), ctr, "sh", "-c", script)
+        assert done.returncode == 5, done.stderr
+        assert done.stdout == ""
+        lines = receiver.output().splitlines()
+    finally:
+        receiver.close()
+    assert len(set(lines[:3])) == 1 and lines[0].startswith("/dev/pts/")
+    assert int(lines[3]) != 0  # a controlling terminal
+    assert lines[4] == "out"
+
+
+def test_console_socket_detached_with_console_size(rt: Runtime, ctr: str,
+                                                   tmp_path: Path) -> None:
+    sock = tmp_path / "console.sock"
+    process = {"terminal": True, "consoleSize": {"height": 10, "width": 110},
+               "args": ["/bin/sh", "-c", "stty size; id -u; stat -c %u $(tty)"], "cwd": "/",
+               "user": {"uid": 1000, "gid": 100}}
+    path = tmp_path / "process.json"
+    path.write_text(json.dumps(process))
+    receiver = ConsoleReceiver(sock)
+    try:
+        done = rt("exec", "-d", "--console-socket", str(sock), "--pid-file",
+                  str(tmp_path / "pid"), "-p", str(path), ctr)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "pid").read_text().isdigit()
+        assert receiver.output().splitlines() == ["10 110", "1000", "1000"]
+    finally:
+        receiver.close()
+
+
+def test_console_receiver_relays_input(rt: Runtime, ctr: str, tmp_path: Path) -> None:
+    sock = tmp_path / "console.sock"
+    receiver = ConsoleReceiver(sock, mode="relay", stdin=subprocess.PIPE)
+    try:
+        assert receiver.proc.stdin is not None
+        receiver.proc.stdin.write(b"hello\n")
+        receiver.proc.stdin.flush()
+        done = rt("exec", "-t", "--console-socket", str(sock), ctr, "sh", "-c",
+                  "read line; echo got:$line")
+        assert done.returncode == 0, done.stderr
+        assert "got:hello" in receiver.output()
+    finally:
+        receiver.close()
