@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,11 @@ from tests.conftest import PROJECT, pyrunc_binary
 
 HARNESS = PROJECT.parent / "shared" / "runc-bats" / "run.sh"
 
-LIFECYCLE_FILES = ("create start start_detached start_hello run state list kill delete ps spec "
-                   "version help root no_pivot mask dev pause umask").split()
+LIFECYCLE_FILES = [
+    "create", "start", "start_detached", "start_hello", "run", "state", "list", "kill",
+    "delete", "ps", "spec", "version", "help", "root", "no_pivot", "mask", "dev", "pause",
+    "umask",
+]
 EXEC_FILES = ["exec", "tty", "cwd"]
 # These two grep runc's own internal debug lines ("nsexec", "child process in init()"),
 # which no other runtime prints.
