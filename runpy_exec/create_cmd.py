@@ -451,6 +451,18 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
         stage = "createContainer hook"
         created_state = json.loads(_read_line(sync.down_r).removeprefix("go "))
         hooks.run_spec_hooks(spec, "createContainer", created_state, fatal=True)
+        # What runc refuses at create rather than at start: limits the host
+        # will not grant, and a program that is not there.
+        stage = "rlimits"
+        process_setup.apply_rlimits(plan)
+        if plan.oom_score_adj is not None:
+            stage = "oom_score_adj"
+            with open("/proc/self/oom_score_adj", "w") as score:
+                score.write(str(plan.oom_score_adj))
+        try:
+            process_setup.find_program(plan)
+        except process_setup.ChildError as err:
+            raise process_setup.ChildError(f"exec {plan.args[0]!r}", str(err), err.errno) from None
         os.write(sync.up_w, b"ready\n")
     except BaseException as err:  # noqa: BLE001 - report, never return into the parent
         process_setup.report_and_exit(sync.err_w, stage, err)

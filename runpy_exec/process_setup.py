@@ -187,7 +187,7 @@ def _close_other_fds(keep: frozenset[int]) -> None:
     syscalls.close_range(start, 0xFFFFFFFF, syscalls.CLOSE_RANGE_CLOEXEC)
 
 
-def _apply_rlimits(plan: ProcessPlan) -> None:
+def apply_rlimits(plan: ProcessPlan) -> None:
     for limit in plan.rlimits:
         resource.setrlimit(limit.resource, (limit.soft, limit.hard))
 
@@ -370,7 +370,7 @@ def setup_and_exec(setup: ChildSetup) -> NoReturn:
         files = setup.proc_files
         if files is None:
             files = _step("proc", lambda: open_proc_files(plan))
-        _step("rlimits", lambda: _apply_rlimits(plan))
+        _step("rlimits", lambda: apply_rlimits(plan))
         if files.oom_score_adj is not None:
             oom_fd = files.oom_score_adj
             _step("oom_score_adj", lambda: _write_proc(oom_fd, str(plan.oom_score_adj)))
