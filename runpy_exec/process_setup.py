@@ -20,8 +20,7 @@ import signal
 import stat
 import termios
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import prctl
 
@@ -40,7 +39,6 @@ _made_terminal = False  # set by become_terminal_owner: stdio is a pty this proc
 T = TypeVar("T")
 
 
-@dataclass
 class ProcFiles:
     """/proc/self files the child writes, opened while /proc is still the host's.
 
@@ -50,23 +48,29 @@ class ProcFiles:
     (CVE-2019-16884).  fds opened before the join refer to the real files.
     """
 
-    oom_score_adj: int | None = None
-    lsm_exec: int | None = None
+    def __init__(self) -> None:
+        self.oom_score_adj: int | None = None
+        self.lsm_exec: int | None = None
 
 
-@dataclass
-class ChildSetup:
-    """Everything the child needs that cannot be derived after fork without risk."""
+class ChildSetup(NamedTuple):
+    """Everything the child needs that cannot be derived after fork without risk.
+
+    A named tuple, not a dataclass: this module is on exec's hot path.
+    """
 
     plan: ProcessPlan
     error_fd: int
     seccomp_filter: Any = None  # a prepared pyseccomp filter, loaded in the child
-    fd_moves: list[tuple[int, int]] = field(default_factory=list)  # (host fd, target fd)
+    fd_moves: tuple[tuple[int, int], ...] = ()  # (host fd, target fd)
     keep_fds: frozenset[int] = frozenset()  # fds >= 3 that survive into the process
     exec_fd: int | None = None  # execute the file open on this fd (fexecve)
     verify_cwd_inside: bool = True
     plain_errors: bool = False  # after `start` nobody reads the pipe: say it on stderr
     proc_files: ProcFiles | None = None  # None: open them where the child stands
+    # Set for a detached exec: our parent's pid as we saw it right after fork.
+    # The process then dies with its waiter (see _die_with_parent).
+    parent_seen_as: int | None = None
 
 
 class ChildError(Exception):
@@ -156,7 +160,7 @@ def _step(stage: str, action: Callable[[], T]) -> T:
         raise ChildError(stage, str(err)) from None
 
 
-def _move_fds(moves: list[tuple[int, int]], floor: int) -> None:
+def _move_fds(moves: tuple[tuple[int, int], ...], floor: int) -> None:
     """dup every source above all targets first, so a move never clobbers another's source."""
     staged = [(_dup_above(src, floor), dst) for src, dst in moves]
     for tmp, dst in staged:
@@ -354,6 +358,15 @@ def _exec(plan: ProcessPlan, program: str | int) -> NoReturn:
         raise ChildError("exec", (err.strerror or str(err)).lower(), err.errno or 0) from None
 
 
+def _die_with_parent(parent_seen_as: int) -> None:
+    """SIGKILL us when the parent dies; set last, since any change of
+    credentials (setuid, capset) clears it.  If the parent is already gone,
+    we have been reparented and must not start at all."""
+    prctl.set_pdeathsig(signal.SIGKILL)
+    if os.getppid() != parent_seen_as:
+        raise ChildError("parent death signal", "the waiting pyrunc died before the start")
+
+
 def setup_and_exec(setup: ChildSetup) -> NoReturn:
     """Become the container process described by ``setup.plan``; never returns.
 
@@ -405,6 +418,9 @@ def setup_and_exec(setup: ChildSetup) -> NoReturn:
         if plan.cpu_affinity_final:
             final = plan.cpu_affinity_final
             _step("cpu affinity", lambda: os.sched_setaffinity(0, final))
+        if setup.parent_seen_as is not None:
+            seen_as = setup.parent_seen_as
+            _step("parent death signal", lambda: _die_with_parent(seen_as))
         _step("exec", lambda: _exec(plan, program))
     except ChildError as err:
         try:

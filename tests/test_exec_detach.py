@@ -13,6 +13,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,19 @@ def test_a_signal_that_kills_the_process_gives_128_plus_n(rt: Runtime, ctr: str,
     report = detached(rt, tmp_path, [], ctr, ["sh", "-c", "echo ready; exec sleep 30"],
                       send="SIGTERM")
     assert report["status"] == 128 + signal.SIGTERM
+
+
+def test_killing_the_waiter_kills_the_process(rt: Runtime, ctr: str, init: int,
+                                              tmp_path: Path) -> None:
+    """SIGKILL cannot be relayed: a shim that kills the pid it was given (an exec
+    probe's deadline) must not leave the process running behind a dead waiter."""
+    report = detached(rt, tmp_path, [], ctr, ["sh", "-c", "echo ready; exec sleep 30"],
+                      send="SIGKILL")
+    assert report["status"] == -signal.SIGKILL
+    deadline = time.monotonic() + 5
+    while cgroup_pids(init) != {init} and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cgroup_pids(init) == {init}
 
 
 def test_detached_timeout(rt: Runtime, ctr: str, init: int, tmp_path: Path) -> None:
