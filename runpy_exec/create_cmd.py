@@ -29,7 +29,7 @@ import prctl
 
 from runpy_exec import hooks, process_setup
 from runpy_exec import state as store
-from runpy_exec.errors import PyruncError
+from runpy_exec.errors import PyruncError, describe
 from runpy_exec.linux import (  # noqa: F401 - imported for the children, see above
     capabilities,
     console,
@@ -103,7 +103,7 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
     _check_user_namespace(spec.get("linux") or {})
     plan = _resolve_plan(opts, process, rootfs_dir)
     seccomp_filter = _prepare_seccomp(spec)
-    console_socket = _connect_console(req.console_socket) if req.console_socket else None
+    console_socket = console.connect(req.console_socket) if req.console_socket else None
     state_dir = store.make_container_dir(opts.root, req.container_id)
     container = store.Container(
         id=req.container_id, state_dir=state_dir, bundle=bundle, rootfs=rootfs_dir,
@@ -173,16 +173,6 @@ def _prepare_seccomp(spec: dict[str, Any]) -> Any:
         return seccomp.prepare(profile)
     except (OSError, ValueError) as err:
         raise PyruncError(f"config.json: linux.seccomp: {err}") from None
-
-
-def _connect_console(path: str) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        sock.connect(path)
-    except OSError as err:
-        sock.close()
-        raise PyruncError(f"console socket {path}: {(err.strerror or str(err)).lower()}") from None
-    return sock
 
 
 def _undo(container: store.Container) -> None:
@@ -478,7 +468,7 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
         hooks.run_spec_hooks(spec, "startContainer", {**created_state, "status": "running"},
                              fatal=True)
     except BaseException as err:  # noqa: BLE001 - the process must not start after this
-        os.write(2, f"pyrunc: container init: {process_setup.describe(err)}\n".encode())
+        os.write(2, f"pyrunc: container init: {describe(err)}\n".encode())
         os._exit(255)
     # From here on nobody reads the error pipe: report on the process's stderr.
     setup = process_setup.ChildSetup(plan=plan, error_fd=2, seccomp_filter=seccomp_filter,

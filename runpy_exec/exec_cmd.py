@@ -245,7 +245,10 @@ def _launch(opts: GlobalOptions, req: ExecRequest) -> Launched:
         _check_still_running(container)
         prepared.seccomp = _prepare_seccomp(container)
         if plan.terminal and req.console_socket:
-            prepared.console = _connect_console(req.console_socket)
+            from runpy_exec.linux import console
+
+            # Connected before anything starts: a dead socket leaves no process.
+            prepared.console = console.connect(req.console_socket)
         return _fork_into_container(plan, prepared)
     finally:
         prepared.close()
@@ -301,23 +304,6 @@ def _prepare_seccomp(container: state.Container) -> Any:
     except (OSError, ValueError) as err:
         raise PyruncError(f"config.json: linux.seccomp: {err}", EXEC_ERROR) from None
 
-
-def _connect_console(path: str) -> socket.socket:
-    """Connect before anything starts, so a dead socket leaves no process behind."""
-    import socket
-
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        sock.connect(path)
-    except OSError as err:
-        sock.close()
-        raise PyruncError(f"console socket {path}: {_reason(err)}", EXEC_ERROR) from None
-    return sock
-
-
-def _reason(err: OSError) -> str:
-    text = err.strerror or str(err)
-    return text[:1].lower() + text[1:]
 
 
 class _Prepared:

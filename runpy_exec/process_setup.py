@@ -24,6 +24,7 @@ from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import prctl
 
+from runpy_exec.errors import describe
 from runpy_exec.linux import capabilities, console, syscalls
 from runpy_exec.plan import ProcessPlan
 
@@ -93,14 +94,6 @@ def decode_error(data: bytes) -> ChildError:
     except ValueError:
         return ChildError("child", data.decode(errors="replace"))
 
-
-def describe(err: BaseException) -> str:
-    """An OSError as "path: reason" (the call name is in the reason for our ctypes calls)."""
-    if isinstance(err, OSError) and err.strerror:
-        if err.filename is not None:
-            return f"{os.fsdecode(err.filename)}: {err.strerror}"
-        return err.strerror
-    return str(err) or type(err).__name__
 
 
 def report_and_exit(error_fd: int, stage: str, err: BaseException) -> NoReturn:

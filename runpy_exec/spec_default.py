@@ -15,7 +15,7 @@ import json
 import os
 from typing import Any
 
-from runpy_exec.errors import PyruncError
+from runpy_exec.errors import PyruncError, os_reason
 
 SPEC_OCI_VERSION = "1.0.2-dev"
 CONFIG_NAME = "config.json"
@@ -116,9 +116,6 @@ def spec_text(spec: dict[str, Any]) -> str:
     return json.dumps(spec, indent="\t", ensure_ascii=False)
 
 
-def _reason(error: OSError) -> str:
-    return (error.strerror or str(error)).lower()
-
 
 def write_spec(bundle: str, rootless: bool) -> None:
     """Create ``bundle/config.json``, never overwriting one, mode 0666 & ~umask.
@@ -130,7 +127,7 @@ def write_spec(bundle: str, rootless: bool) -> None:
     try:
         bundle_fd = os.open(bundle, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as error:
-        raise PyruncError(f"bundle {bundle}: {_reason(error)}") from None
+        raise PyruncError(f"bundle {bundle}: {os_reason(error)}") from None
     try:
         fd = os.open(
             CONFIG_NAME,
@@ -141,11 +138,11 @@ def write_spec(bundle: str, rootless: bool) -> None:
     except FileExistsError:
         raise PyruncError(f"File {CONFIG_NAME} exists. Remove it first") from None
     except OSError as error:
-        raise PyruncError(f"{target}: {_reason(error)}") from None
+        raise PyruncError(f"{target}: {os_reason(error)}") from None
     finally:
         os.close(bundle_fd)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(spec_text(default_spec(rootless)))
     except OSError as error:
-        raise PyruncError(f"{target}: {_reason(error)}") from None
+        raise PyruncError(f"{target}: {os_reason(error)}") from None

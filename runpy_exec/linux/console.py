@@ -18,7 +18,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from runpy_exec.errors import PyruncError
+from runpy_exec.errors import PyruncError, os_reason
 
 if TYPE_CHECKING:
     import socket
@@ -41,21 +41,27 @@ def send_fd(sock: socket.socket, master_fd: int) -> None:
     try:
         socket_module.send_fds(sock, [PTMX_NAME.encode()], [master_fd])
     except OSError as err:
-        raise PyruncError(f"console socket: send pty master: {_reason(err)}") from err
+        raise PyruncError(f"console socket: send pty master: {os_reason(err)}") from err
 
 
-def send_pty_master(socket_path: str, master_fd: int) -> None:
-    """Connect to ``socket_path``, send the master, close: the peer is not waited for."""
+def connect(socket_path: str) -> socket.socket:
+    """A connection to the caller's console socket, or a one-line error naming it."""
     import socket as socket_module
 
     sock = socket_module.socket(
         socket_module.AF_UNIX, socket_module.SOCK_STREAM | socket_module.SOCK_CLOEXEC
     )
-    with sock:
-        try:
-            sock.connect(socket_path)
-        except OSError as err:
-            raise PyruncError(f"console socket {socket_path}: {_reason(err)}") from err
+    try:
+        sock.connect(socket_path)
+    except OSError as err:
+        sock.close()
+        raise PyruncError(f"console socket {socket_path}: {os_reason(err)}") from None
+    return sock
+
+
+def send_pty_master(socket_path: str, master_fd: int) -> None:
+    """Connect to ``socket_path``, send the master, close: the peer is not waited for."""
+    with connect(socket_path) as sock:
         send_fd(sock, master_fd)
 
 
@@ -72,10 +78,6 @@ def recv_pty_master(listener: socket.socket) -> tuple[int, str]:
         raise PyruncError(f"console socket: expected one fd, got {len(fds)}")
     return fds[0], data.decode(errors="replace")
 
-
-def _reason(err: OSError) -> str:
-    text = err.strerror or str(err)
-    return text[:1].lower() + text[1:]
 
 
 def set_winsize(fd: int, rows: int, cols: int) -> None:

@@ -28,7 +28,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import Any
 
-from runpy_exec.errors import PyruncError
+from runpy_exec.errors import PyruncError, describe
 from runpy_exec.linux import syscalls as sc
 from runpy_exec.linux.mountopts import Mount, MountOptions, mount_from_spec, root_propagation
 
@@ -147,7 +147,7 @@ def prepare_rootfs(
     try:
         _prepare_root(rootfs, root_propagation(linux.get("rootfsPropagation")))
     except OSError as exc:
-        raise PyruncError(f"error preparing rootfs: {_reason(exc)}") from exc
+        raise PyruncError(f"error preparing rootfs: {describe(exc)}") from exc
 
     # Opened only after the bind above: an fd to the directory underneath
     # would place every mount below the bind, where nothing can see it.
@@ -160,7 +160,7 @@ def prepare_rootfs(
             except (OSError, PyruncError) as exc:
                 raise PyruncError(
                     f'error mounting "{mount.source}" to rootfs at "{mount.destination}": '
-                    f"{_reason(exc)}"
+                    f"{describe(exc)}"
                 ) from exc
         setup_dev = not any(m.device == "bind" and _clean(m.destination) == "/dev" for m in mounts)
         if setup_dev:
@@ -177,7 +177,7 @@ def prepare_rootfs(
         else:
             _pivot_root(rootfs)
     except OSError as exc:
-        raise PyruncError(f"error jailing process inside rootfs: {_reason(exc)}") from exc
+        raise PyruncError(f"error jailing process inside rootfs: {describe(exc)}") from exc
     if setup_dev:
         _reopen_dev_null()
     cwd = (spec.get("process") or {}).get("cwd")
@@ -304,7 +304,7 @@ def _uses_host_netns(namespaces: frozenset[str], linux: Mapping[str, Any]) -> bo
     try:
         joined, ours = os.stat(path), os.stat("/proc/self/ns/net")
     except OSError as exc:
-        raise PyruncError(f"invalid netns path: {_reason(exc)}") from exc
+        raise PyruncError(f"invalid netns path: {describe(exc)}") from exc
     return (joined.st_dev, joined.st_ino) == (ours.st_dev, ours.st_ino)
 
 
@@ -317,11 +317,6 @@ def _sysctl_dotted(key: str) -> str:
     first = next((c for c in key if c in "./"), ".")
     return key if first == "." else key.translate(str.maketrans("./", "/."))
 
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
-    return str(exc)
 
 
 def _clean(path: str) -> str:
@@ -868,11 +863,11 @@ def _setup_dev(ctx: _Context, devices: Sequence[Device]) -> None:
     try:
         _create_devices(ctx, devices)
     except OSError as exc:
-        raise PyruncError(f"error creating device nodes: {_reason(exc)}") from exc
+        raise PyruncError(f"error creating device nodes: {describe(exc)}") from exc
     try:
         _link_dev(ctx)
     except OSError as exc:
-        raise PyruncError(f"error setting up /dev: {_reason(exc)}") from exc
+        raise PyruncError(f"error setting up /dev: {describe(exc)}") from exc
 
 
 def _create_devices(ctx: _Context, devices: Sequence[Device]) -> None:
@@ -1021,14 +1016,14 @@ def _finalize(spec: Mapping[str, Any], mounts: Sequence[Mount]) -> None:
         try:
             _set_readonly()
         except OSError as exc:
-            raise PyruncError(f"error setting rootfs as readonly: {_reason(exc)}") from exc
+            raise PyruncError(f"error setting rootfs as readonly: {describe(exc)}") from exc
     umask = ((spec.get("process") or {}).get("user") or {}).get("umask")
     os.umask(0o022 if umask is None else int(umask))
     try:
         if spec.get("hostname"):
             socket.sethostname(str(spec["hostname"]))
     except OSError as exc:
-        raise PyruncError(f"sethostname: {_reason(exc)}") from exc
+        raise PyruncError(f"sethostname: {describe(exc)}") from exc
     if spec.get("domainname"):
         _setdomainname(str(spec["domainname"]))
     for key, value in (linux.get("sysctl") or {}).items():
@@ -1037,12 +1032,12 @@ def _finalize(spec: Mapping[str, Any], mounts: Sequence[Mount]) -> None:
         try:
             _readonly_path(path)
         except OSError as exc:
-            raise PyruncError(f'can\'t make "{path}" read-only: {_reason(exc)}') from exc
+            raise PyruncError(f'can\'t make "{path}" read-only: {describe(exc)}') from exc
     for path in linux.get("maskedPaths") or []:
         try:
             _mask_path(path)
         except OSError as exc:
-            raise PyruncError(f"can't mask path {path}: {_reason(exc)}") from exc
+            raise PyruncError(f"can't mask path {path}: {describe(exc)}") from exc
 
 
 def _remount_readonly(m: Mount) -> None:
@@ -1054,7 +1049,7 @@ def _remount_readonly(m: Mount) -> None:
             return
         except OSError as exc:
             if exc.errno != errno.EBUSY:
-                raise PyruncError(f"remount {m.destination} read-only: {_reason(exc)}") from exc
+                raise PyruncError(f"remount {m.destination} read-only: {describe(exc)}") from exc
             time.sleep(0.1)
     raise PyruncError(f"unable to mount {m.destination} as readonly max retries reached")
 
@@ -1089,7 +1084,7 @@ def _write_sysctl(key: str, value: str) -> None:
         with open(path, "w", encoding="utf-8") as f:
             f.write(value)
     except OSError as exc:
-        raise PyruncError(f"write sysctl {key}: {_reason(exc)}") from exc
+        raise PyruncError(f"write sysctl {key}: {describe(exc)}") from exc
 
 
 def _readonly_path(path: str) -> None:
