@@ -5,14 +5,13 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import traceback
-from collections.abc import Callable
 
 import pytest
 
 from runpy_exec.linux import capabilities
 from runpy_exec.linux.proc import status_field
 from runpy_exec.plan import CapabilitySets
+from tests.forking import in_child
 
 pytestmark = pytest.mark.root
 
@@ -26,25 +25,6 @@ CAP_NET_RAW = 13
 CAP_SYS_ADMIN = 21
 CAP_AUDIT_WRITE = 29
 
-
-def in_child(body: Callable[[], None]) -> None:
-    """Run ``body`` in a forked child: capability changes must not touch pytest itself."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        status = 0
-        try:
-            body()
-        except BaseException:
-            os.write(w, traceback.format_exc().encode())
-            status = 1
-        os._exit(status)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        report = f.read().decode()
-    _, wait_status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(wait_status) == 0, report
 
 
 def mask(caps: set[int]) -> str:

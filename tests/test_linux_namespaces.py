@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import os
 import socket
-import traceback
 from collections.abc import Callable
 
 import pytest
 
 from runpy_exec.errors import PyruncError
 from runpy_exec.linux import namespaces, syscalls
+from tests.forking import run_child
 
 pytestmark = pytest.mark.root
 
-
-def run_child(body: Callable[[], None]) -> tuple[int, int]:
-    """Fork a child running ``body``; return (pid, fd of its traceback report)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        status = 0
-        try:
-            body()
-        except BaseException:
-            os.write(w, traceback.format_exc().encode())
-            status = 1
-        os._exit(status)
-    os.close(w)
-    return pid, r
 
 
 def wait_child(pid: int, report_fd: int) -> None:

@@ -6,8 +6,6 @@ import ctypes
 import errno
 import os
 import signal
-import traceback
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,32 +13,13 @@ import pytest
 from runpy_exec.errors import PyruncError
 from runpy_exec.linux import seccomp
 from runpy_exec.linux.proc import status_field
+from tests.forking import in_child
 
 pytestmark = pytest.mark.root
 
 _libc = ctypes.CDLL(None, use_errno=True)
 QUERY_PERSONALITY = 0xFFFFFFFF
 
-
-def in_child(body: Callable[[], None]) -> int:
-    """Run ``body`` in a forked child; return its wait status, failing with its traceback."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        status = 0
-        try:
-            body()
-        except BaseException:
-            os.write(w, traceback.format_exc().encode())
-            status = 1
-        os._exit(status)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        report = f.read().decode()
-    _, wait_status = os.waitpid(pid, 0)
-    assert not os.WIFEXITED(wait_status) or os.WEXITSTATUS(wait_status) == 0, report
-    return wait_status
 
 
 def allow_all_but(*rules: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +54,7 @@ def test_errno_action_returns_errno_ret(tmp_path: os.PathLike[str]) -> None:
         assert rmdir_error.value.errno == errno.EPERM
         assert status_field("self", "Seccomp") == "2"
 
-    in_child(body)
+    in_child(body, allow_signal=True)
     assert not os.path.exists(target)
     os.mkdir(target)  # the parent is not filtered
     os.rmdir(target)
@@ -89,7 +68,7 @@ def test_kill_action_kills_with_sigsys(action: str) -> None:
         seccomp.load(flt)
         os.getppid()
 
-    status = in_child(body)
+    status = in_child(body, allow_signal=True)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS
 
 
@@ -109,7 +88,7 @@ def test_argument_condition() -> None:
         assert personality(QUERY_PERSONALITY) >= 0
         assert personality(0) == -errno.EPERM
 
-    in_child(body)
+    in_child(body, allow_signal=True)
 
 
 def test_conditions_on_one_argument_are_alternatives() -> None:
@@ -135,7 +114,7 @@ def test_conditions_on_one_argument_are_alternatives() -> None:
         assert personality(read_implies_exec) == -errno.EACCES
         assert personality(QUERY_PERSONALITY) >= 0
 
-    in_child(body)
+    in_child(body, allow_signal=True)
 
 
 def test_masked_eq_uses_value_as_mask_and_value_two_as_result() -> None:
@@ -162,7 +141,7 @@ def test_masked_eq_uses_value_as_mask_and_value_two_as_result() -> None:
         assert personality(addr_no_randomize | 0x0000008) == -errno.EPERM
         assert personality(0) >= 0
 
-    in_child(body)
+    in_child(body, allow_signal=True)
 
 
 def test_unknown_syscall_names_are_skipped() -> None:
@@ -178,7 +157,7 @@ def test_unknown_syscall_names_are_skipped() -> None:
         with pytest.raises(PermissionError):
             os.mkdir("/nonexistent-parent/child")
 
-    in_child(body)
+    in_child(body, allow_signal=True)
 
 
 def test_filter_flags_are_accepted_and_loaded() -> None:
@@ -191,7 +170,7 @@ def test_filter_flags_are_accepted_and_loaded() -> None:
         with pytest.raises(PermissionError):
             os.mkdir("/nonexistent-parent/child")
 
-    in_child(body)
+    in_child(body, allow_signal=True)
 
 
 def test_notify_returns_the_listener_fd() -> None:
@@ -207,7 +186,7 @@ def test_notify_returns_the_listener_fd() -> None:
         assert fd is not None
         assert os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:seccomp notify"
 
-    in_child(body)
+    in_child(body, allow_signal=True)
 
 
 @pytest.mark.parametrize(
