@@ -131,3 +131,28 @@ def runc_container(runc: Runtime, bundle: Path) -> Iterator[str]:
 def pyrunc_container(pyrunc: Runtime, bundle: Path) -> Iterator[str]:
     """A running container made by pyrunc (`sleep 3600`), deleted afterwards."""
     yield from _run_detached(pyrunc, bundle)
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
+    """pyrunc with a --root of the test module's own."""
+    return Runtime(pyrunc_binary(), tmp_path_factory.mktemp("pyrunc-root"))
+
+
+@pytest.fixture(scope="module")
+def ctr(rt: Runtime, busybox_bundle_template: Path,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One running pyrunc container shared by a module's tests that leave it as it was."""
+    from tests.exec_support import make_bundle, running
+
+    bundle = make_bundle(busybox_bundle_template, tmp_path_factory.mktemp("exec-bundle"))
+    with running(rt, bundle) as container_id:
+        yield container_id
+
+
+@pytest.fixture(scope="module")
+def init(rt: Runtime, ctr: str) -> int:
+    """The container's init pid on the host."""
+    from tests.exec_support import init_pid
+
+    return init_pid(rt, ctr)

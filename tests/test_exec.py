@@ -35,10 +35,6 @@ CAP_KILL, CAP_NET_BIND_SERVICE, CAP_NET_RAW, CAP_SYS_ADMIN, CAP_AUDIT_WRITE = 5,
 DEFAULT_CAPS = (CAP_KILL, CAP_NET_BIND_SERVICE, CAP_AUDIT_WRITE)
 
 
-@pytest.fixture(scope="module")
-def rt(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
-    return Runtime(pyrunc_binary(), tmp_path_factory.mktemp("pyrunc-root"))
-
 
 @pytest.fixture(scope="module")
 def ctr(rt: Runtime, busybox_bundle_template: Path,
@@ -54,11 +50,6 @@ def ctr(rt: Runtime, busybox_bundle_template: Path,
     with running(rt, bundle) as container_id:
         yield container_id
 
-
-@pytest.fixture(scope="module")
-def init(rt: Runtime, ctr: str) -> int:
-    """The container's init pid on the host."""
-    return init_pid(rt, ctr)
 
 
 def run_exec(rt: Runtime, ctr: str, *args: str, flags: tuple[str, ...] = (),

@@ -14,14 +14,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Runtime, pyrunc_binary
-from tests.exec_support import ConsoleReceiver, cgroup_pids, init_pid, make_bundle, running
+from tests.exec_support import ConsoleReceiver, cgroup_pids
 
 pytestmark = pytest.mark.root
 
@@ -60,22 +59,7 @@ print(json.dumps(report))
 '''
 
 
-@pytest.fixture(scope="module")
-def rt(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
-    return Runtime(pyrunc_binary(), tmp_path_factory.mktemp("pyrunc-root"))
 
-
-@pytest.fixture(scope="module")
-def ctr(rt: Runtime, busybox_bundle_template: Path,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    bundle = make_bundle(busybox_bundle_template, tmp_path_factory.mktemp("detach-bundle"))
-    with running(rt, bundle) as container_id:
-        yield container_id
-
-
-@pytest.fixture(scope="module")
-def init(rt: Runtime, ctr: str) -> int:
-    return init_pid(rt, ctr)
 
 
 def detached(rt: Runtime, tmp_path: Path, flags: list[str], ctr: str, args: list[str],

@@ -8,34 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Runtime, pyrunc_binary
-from tests.exec_support import cgroup_pids, init_pid, make_bundle, running, spawn_with_fds
+from tests.exec_support import cgroup_pids, spawn_with_fds
 
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(scope="module")
-def rt(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
-    return Runtime(pyrunc_binary(), tmp_path_factory.mktemp("pyrunc-root"))
 
-
-@pytest.fixture(scope="module")
-def ctr(rt: Runtime, busybox_bundle_template: Path,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    bundle = make_bundle(busybox_bundle_template, tmp_path_factory.mktemp("errors-bundle"))
-    with running(rt, bundle) as container_id:
-        yield container_id
-
-
-@pytest.fixture(scope="module")
-def init(rt: Runtime, ctr: str) -> int:
-    """The container's init pid on the host."""
-    return init_pid(rt, ctr)
 
 
 def assert_clean_failure(rt: Runtime, ctr: str, init: int, argv: list[str], message: str,

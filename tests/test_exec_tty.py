@@ -16,27 +16,14 @@ import subprocess
 import termios
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import Runtime, pyrunc_binary
-from tests.exec_support import make_bundle, running
 
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(scope="module")
-def rt(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
-    return Runtime(pyrunc_binary(), tmp_path_factory.mktemp("pyrunc-root"))
-
-
-@pytest.fixture(scope="module")
-def ctr(rt: Runtime, busybox_bundle_template: Path,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    bundle = make_bundle(busybox_bundle_template, tmp_path_factory.mktemp("tty-bundle"))
-    with running(rt, bundle) as container_id:
-        yield container_id
 
 
 class OnTerminal:
