@@ -7,7 +7,7 @@ scripts in ../shared/clients (beside the checkout, in CI too) set each engine
 up offline in private temp dirs, run a fixed scenario through it and end with
 "N passed, N failed"; with runc they pass in full.
 
-The engines come from scripts/setup.sh with PYRUNC_ENGINES=1.  Off CI a
+The engines come from scripts/setup.sh.  Off CI a
 machine without an engine skips its test; on CI a missing engine fails it,
 so that a green run always means the engines were really driven.
 """
@@ -39,7 +39,7 @@ def _require(binaries: list[str]) -> None:
         return
     message = (
         f"{', '.join(missing)} not installed "
-        "(PYRUNC_ENGINES=1 scripts/setup.sh installs the engines)"
+        "(scripts/setup.sh installs the engines)"
     )
     if os.environ.get("CI"):
         pytest.fail(message)
