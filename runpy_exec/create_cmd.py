@@ -326,6 +326,15 @@ class _Channels:
         if self.pty_child is not None:
             self.pty_child.close()
 
+    def close_parent_ends(self) -> None:
+        """In the children: without the parent's ends, a parent that dies is an EOF
+        to them, not a wait that never ends."""
+        for fd in (self.up_r, self.err_r, self.down_w):
+            os.close(fd)
+        self.up_r = self.err_r = self.down_w = -1
+        if self.pty_parent is not None:
+            self.pty_parent.close()
+
     def read_line(self) -> str:
         while b"\n" not in self._buffer:
             chunk = os.read(self.up_r, 256)
@@ -380,6 +389,7 @@ def _first_child(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any,
                  joined: list[tuple[str, int]], bundle: str,
                  cgroup_paths: dict[str, str]) -> NoReturn:
     """Enter or create the namespaces, then fork the init into the new pid namespace."""
+    sync.close_parent_ends()
     try:
         prctl.set_dumpable(0)  # CVE-2016-9962: no ptrace into us while we hold host fds
         prctl.set_pdeathsig(signal.SIGKILL)
@@ -439,7 +449,10 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
                               after_pivot=open_console)
         os.write(sync.up_w, b"rootfs\n")
         stage = "createContainer hook"
-        created_state = json.loads(_read_line(sync.down_r).removeprefix("go "))
+        go = _read_line(sync.down_r)
+        if not go.startswith("go "):
+            raise RuntimeError("pyrunc create went away before the container was ready")
+        created_state = json.loads(go.removeprefix("go "))
         hooks.run_spec_hooks(spec, "createContainer", created_state, fatal=True)
         # What runc refuses at create rather than at start: limits the host
         # will not grant, and a program that is not there.

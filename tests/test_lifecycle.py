@@ -510,3 +510,23 @@ def test_hooks_get_the_state_on_stdin(pyrunc: Runtime, bundle: Path, tmp_path: P
     state = seen("poststop")
     assert (state["id"], state["status"], state["bundle"]) == (container_id, "stopped",
                                                                str(bundle))
+
+
+def test_a_create_killed_midway_leaves_no_process(pyrunc: Runtime, bundle: Path,
+                                                  tmp_path: Path) -> None:
+    """If create dies (SIGKILL) before the init is ready, the init must not wait for
+    it forever: its end of the pipes is an EOF, and it exits."""
+    hook = tmp_path / "kill-parent.sh"
+    hook.write_text("#!/bin/sh\nkill -9 $PPID\n")
+    hook.chmod(0o755)
+    edit_config(bundle, lambda c: c.update(hooks={"createRuntime": [{"path": str(hook)}]}))
+    container_id = f"k{uuid.uuid4().hex[:10]}"
+    done = pyrunc("create", "--bundle", str(bundle), container_id, stdin=subprocess.DEVNULL)
+    assert done.returncode == -signal.SIGKILL
+    procs = Path(cgroups.resolve_paths(None, container_id)["pids"]) / "cgroup.procs"
+    deadline = time.monotonic() + 5
+    while procs.exists() and procs.read_text().split() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not procs.exists() or procs.read_text().split() == []
+    assert pyrunc("delete", "--force", container_id).returncode == 0
+    assert not procs.parent.exists()
