@@ -102,7 +102,7 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
         raise PyruncError(f"config.json: root.path: {rootfs_dir}: no such directory")
     _check_user_namespace(spec.get("linux") or {})
     plan = _resolve_plan(opts, process, rootfs_dir)
-    seccomp_filter = _prepare_seccomp(spec)
+    seccomp_filter = process_setup.prepare_seccomp(spec)
     console_socket = console.connect(req.console_socket) if req.console_socket else None
     state_dir = store.make_container_dir(opts.root, req.container_id)
     container = store.Container(
@@ -162,17 +162,6 @@ def _resolve_plan(opts: GlobalOptions, process: dict[str, Any], rootfs_dir: str)
         raise PyruncError(err.detail) from None
     return resolve.resolve_container_process(
         process, passwd, group, opts.net_raw, capabilities.last_cap())
-
-
-def _prepare_seccomp(spec: dict[str, Any]) -> Any:
-    profile = (spec.get("linux") or {}).get("seccomp")
-    if not profile:
-        return None
-
-    try:
-        return seccomp.prepare(profile)
-    except (OSError, ValueError) as err:
-        raise PyruncError(f"config.json: linux.seccomp: {err}") from None
 
 
 def _undo(container: store.Container) -> None:
@@ -365,11 +354,7 @@ class _Channels:
 
     def receive_master(self) -> int | None:
         assert self.pty_parent is not None
-        try:
-            _, fds, _, _ = socket.recv_fds(self.pty_parent, 64, 1)
-        except OSError:
-            return None
-        return fds[0] if fds else None
+        return console.receive_fd(self.pty_parent)
 
     def tell_child(self, word: str) -> None:
         os.write(self.down_w, word.encode() + b"\n")

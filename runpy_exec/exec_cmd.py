@@ -229,6 +229,7 @@ def _load_process_file(path: str) -> dict[str, Any]:
 
 
 def _launch(opts: GlobalOptions, req: ExecRequest) -> Launched:
+    from runpy_exec import process_setup
     from runpy_exec.linux import cgroups, namespaces
 
     container = _load_running(opts, req)
@@ -243,7 +244,7 @@ def _launch(opts: GlobalOptions, req: ExecRequest) -> Launched:
         prepared.namespaces = namespaces.open_namespaces(
             container.init_pid, sorted(container.namespace_paths))
         _check_still_running(container)
-        prepared.seccomp = _prepare_seccomp(container)
+        prepared.seccomp = process_setup.prepare_seccomp(container.config)
         if plan.terminal and req.console_socket:
             from runpy_exec.linux import console
 
@@ -291,18 +292,6 @@ def _cgroup_paths(container: state.Container, req: ExecRequest) -> dict[str, str
                                   f"{path}/cgroup.procs: no such file or directory", EXEC_ERROR)
         paths.update({c: p for c, p in sub.items() if p != container.cgroup_paths[c]})
     return paths
-
-
-def _prepare_seccomp(container: state.Container) -> Any:
-    profile = (container.config.get("linux") or {}).get("seccomp")
-    if not profile:
-        return None
-    from runpy_exec.linux import seccomp
-
-    try:
-        return seccomp.prepare(profile)
-    except (OSError, ValueError) as err:
-        raise PyruncError(f"config.json: linux.seccomp: {err}", EXEC_ERROR) from None
 
 
 
@@ -405,7 +394,10 @@ def _fork_into_container(plan: ProcessPlan, prepared: _Prepared) -> Launched:
     master_fd = None
     if pty_parent is not None and pty_child is not None:
         pty_child.close()
-        master_fd = _receive_master(pty_parent)
+        from runpy_exec.linux import console
+
+        with pty_parent:
+            master_fd = console.receive_fd(pty_parent)
     error = _read_all(error_r)
     os.close(error_r)
     launched = Launched(pid=pid, pidfd=forwarder.pidfd, forwarder=forwarder, master_fd=master_fd)
@@ -497,17 +489,6 @@ def _pty_channel() -> tuple[socket.socket, socket.socket]:
     import socket
 
     return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-
-
-def _receive_master(channel: socket.socket) -> int | None:
-    import socket
-
-    with channel:
-        try:
-            _, fds, _, _ = socket.recv_fds(channel, 64, 1)
-        except OSError:
-            return None
-    return fds[0] if fds else None
 
 
 def _wait(launched: Launched, timeout: float | None) -> int:

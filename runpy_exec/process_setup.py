@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import prctl
 
-from runpy_exec.errors import describe
+from runpy_exec.errors import PyruncError, describe
 from runpy_exec.linux import capabilities, console, syscalls
 from runpy_exec.plan import ProcessPlan
 
@@ -81,6 +81,20 @@ class ChildError(Exception):
         super().__init__(message)
         self.stage = stage
         self.errno = errno
+
+
+def prepare_seccomp(spec: dict[str, Any]) -> Any:
+    """Build the container's seccomp filter before fork (create and exec alike),
+    or None without a profile; pyseccomp is imported only when there is one."""
+    profile = (spec.get("linux") or {}).get("seccomp")
+    if not profile:
+        return None
+    from runpy_exec.linux import seccomp
+
+    try:
+        return seccomp.prepare(profile)
+    except (OSError, ValueError) as err:
+        raise PyruncError(f"config.json: linux.seccomp: {err}") from None
 
 
 def encode_error(stage: str, errno: int, message: str) -> bytes:

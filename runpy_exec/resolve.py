@@ -585,6 +585,17 @@ def _check_args(args: Sequence[str], empty_message: str) -> list[str]:
 # --- whole processes -----------------------------------------------------------
 
 
+def _spec_user(process: JsonObject, override: str | None, passwd: list[PasswdEntry],
+               group: list[GroupEntry]) -> tuple[ExecUser, list[int]]:
+    """The process's user (``override`` is --user, if any) and its spec's additionalGids."""
+    user_spec: JsonObject = process.get("user") or {}
+    user = resolve_user(override, int(user_spec.get("uid", 0)), int(user_spec.get("gid", 0)),
+                        passwd, group)
+    spec_gids = [_check_id(int(gid), "additional gid") for gid in
+                 user_spec.get("additionalGids") or ()]
+    return user, spec_gids
+
+
 def _users(passwd_text: str | None, group_text: str | None) -> tuple[
         list[PasswdEntry], list[GroupEntry]]:
     return parse_passwd(passwd_text or ""), parse_group(group_text or "")
@@ -646,11 +657,7 @@ def resolve_exec(
     """
     args = _check_args(request.args, "process args cannot be empty")
     passwd, group = _users(passwd_text, group_text)
-    user_spec: JsonObject = process.get("user") or {}
-    user = resolve_user(request.user, int(user_spec.get("uid", 0)),
-                        int(user_spec.get("gid", 0)), passwd, group)
-    spec_gids = [_check_id(int(gid), "additional gid") for gid in
-                 user_spec.get("additionalGids") or ()]
+    user, spec_gids = _spec_user(process, request.user, passwd, group)
     extra_gids = resolve_additional_gids(request.additional_gids, group)
     cwd = request.cwd or process.get("cwd", "")
     check_cwd(cwd)
@@ -715,11 +722,8 @@ def resolve_process_file(
     check_cwd(process.get("cwd", ""))
     args = _check_args(process.get("args") or (), "args must not be empty")
     passwd, group = _users(passwd_text, group_text)
-    user_spec: JsonObject = process.get("user") or {}
-    user = resolve_user(None, int(user_spec.get("uid", 0)), int(user_spec.get("gid", 0)),
-                        passwd, group)
-    gids = _unique(_check_id(int(gid), "additional gid") for gid in
-                   user_spec.get("additionalGids") or ())
+    user, spec_gids = _spec_user(process, None, passwd, group)
+    gids = _unique(spec_gids)
     rlimits = parse_rlimits(process.get("rlimits") or ())
     env = ensure_home(merge_env(process.get("env") or (), ()), user.home)
     spec_caps = process.get("capabilities")
@@ -781,12 +785,9 @@ def _init_plan(
     check_cwd(process.get("cwd", ""))
     args = _check_args(process.get("args") or (), "args must not be empty")
     passwd, group = _users(passwd_text, group_text)
-    user_spec: JsonObject = process.get("user") or {}
-    user = resolve_user(None, int(user_spec.get("uid", 0)), int(user_spec.get("gid", 0)),
-                        passwd, group)
-    gids = _unique(_check_id(int(gid), "additional gid") for gid in
-                   user_spec.get("additionalGids") or ())
-    umask = user_spec.get("umask")
+    user, spec_gids = _spec_user(process, None, passwd, group)
+    gids = _unique(spec_gids)
+    umask = (process.get("user") or {}).get("umask")
     caps, warnings = resolve_capabilities(process.get("capabilities"), (), net_raw, last_cap)
     _report(warnings, warn)
     scheduling = _scheduling(process.get("scheduler"), process.get("ioPriority"), None)

@@ -65,6 +65,18 @@ def send_pty_master(socket_path: str, master_fd: int) -> None:
         send_fd(sock, master_fd)
 
 
+def receive_fd(channel: socket.socket) -> int | None:
+    """The one fd a child sends over ``channel`` (its pty master), or None if it
+    died first: the caller then reads the child's error instead."""
+    import socket as socket_module
+
+    try:
+        _, fds, _, _ = socket_module.recv_fds(channel, 64, 1)
+    except OSError:
+        return None
+    return fds[0] if fds else None
+
+
 def recv_pty_master(listener: socket.socket) -> tuple[int, str]:
     """Accept one connection on ``listener`` and take the (fd, name) sent on it."""
     import socket as socket_module
