@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +113,10 @@ def runc(tmp_path: Path) -> Runtime:
     return Runtime("runc", tmp_path / "runc-root")
 
 
-def _run_detached(runtime: Runtime, bundle: Path) -> Iterator[str]:
-    container_id = f"t{uuid.uuid4().hex[:10]}"
+@contextmanager
+def running(runtime: Runtime, bundle: Path) -> Iterator[str]:
+    """A container run detached from ``bundle``, force-deleted afterwards."""
+    container_id = f"x{uuid.uuid4().hex[:10]}"
     runtime.run_detached("run", "-d", "--bundle", str(bundle), container_id)
     try:
         yield container_id
@@ -124,13 +127,15 @@ def _run_detached(runtime: Runtime, bundle: Path) -> Iterator[str]:
 @pytest.fixture
 def runc_container(runc: Runtime, bundle: Path) -> Iterator[str]:
     """A running container made by runc 1.1.5 (`sleep 3600`), deleted afterwards."""
-    yield from _run_detached(runc, bundle)
+    with running(runc, bundle) as container_id:
+        yield container_id
 
 
 @pytest.fixture
 def pyrunc_container(pyrunc: Runtime, bundle: Path) -> Iterator[str]:
     """A running container made by pyrunc (`sleep 3600`), deleted afterwards."""
-    yield from _run_detached(pyrunc, bundle)
+    with running(pyrunc, bundle) as container_id:
+        yield container_id
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +148,7 @@ def rt(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
 def ctr(rt: Runtime, busybox_bundle_template: Path,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One running pyrunc container shared by a module's tests that leave it as it was."""
-    from tests.exec_support import make_bundle, running
+    from tests.exec_support import make_bundle
 
     bundle = make_bundle(busybox_bundle_template, tmp_path_factory.mktemp("exec-bundle"))
     with running(rt, bundle) as container_id:

@@ -12,9 +12,7 @@ import json
 import os
 import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +35,6 @@ def make_bundle(template: Path, directory: Path,
         change(config)
     (directory / "config.json").write_text(json.dumps(config, indent=2))
     return directory
-
-
-@contextmanager
-def running(runtime: Runtime, bundle: Path) -> Iterator[str]:
-    container_id = f"x{uuid.uuid4().hex[:10]}"
-    runtime.run_detached("run", "-d", "--bundle", str(bundle), container_id)
-    try:
-        yield container_id
-    finally:
-        runtime("delete", "--force", container_id)
 
 
 def status_fields(text: str) -> dict[str, str]:

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runtime, pyrunc_binary
+from tests.conftest import Runtime, pyrunc_binary, running
 from tests.exec_support import (
     cap_mask,
     cgroup_pids,
     init_pid,
     make_bundle,
-    running,
     spawn_with_fds,
     status_fields,
     wait_for_path,

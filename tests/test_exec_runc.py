@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runtime, pyrunc_binary
-from tests.exec_support import make_bundle, running
+from tests.conftest import Runtime, pyrunc_binary, running
+from tests.exec_support import make_bundle
 
 pytestmark = pytest.mark.root
 
