@@ -1,4 +1,4 @@
-"""Control groups through the cgroupfs files, for cgroup v1, v2 and hybrid hosts.
+"""What cgroup v1 and v2 share: mounts, paths, creation, joining, freezing, removal.
 
 A container's cgroups are a dict from controller to absolute directory, as
 runc keeps them in ``cgroup_paths``: one key per mounted v1 hierarchy
@@ -32,7 +32,7 @@ V1_CONTROLLERS = (
 )  # fmt: skip
 
 
-def _label(controller: str) -> str:
+def label(controller: str) -> str:
     return controller or "unified"
 
 
@@ -143,13 +143,13 @@ class CgroupError(PyruncError):
         self.errno = err
 
 
-def _fail(controller: str, action: str, path: str, err: OSError) -> CgroupError:
+def fail(controller: str, action: str, path: str, err: OSError) -> CgroupError:
     return CgroupError(
-        f"cgroup {_label(controller)}: {action} {path}: {err.strerror}", err.errno or 0
+        f"cgroup {label(controller)}: {action} {path}: {err.strerror}", err.errno or 0
     )
 
 
-def _write(controller: str, directory: str, name: str, value: str) -> None:
+def write(controller: str, directory: str, name: str, value: str) -> None:
     path = os.path.join(directory, name)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -158,16 +158,16 @@ def _write(controller: str, directory: str, name: str, value: str) -> None:
         finally:
             os.close(fd)
     except OSError as err:
-        raise _fail(controller, f"write {value!r} to", path, err) from err
+        raise fail(controller, f"write {value!r} to", path, err) from err
 
 
-def _read(controller: str, directory: str, name: str) -> str:
+def read(controller: str, directory: str, name: str) -> str:
     path = os.path.join(directory, name)
     try:
         with open(path, encoding="utf-8") as f:
             return f.read().strip()
     except OSError as err:
-        raise _fail(controller, "read", path, err) from err
+        raise fail(controller, "read", path, err) from err
 
 
 def _hierarchy_root(path: str) -> str:
@@ -191,7 +191,7 @@ def _mkdir(controller: str, path: str) -> None:
     except FileExistsError:
         pass
     except OSError as err:
-        raise _fail(controller, "mkdir", path, err) from err
+        raise fail(controller, "mkdir", path, err) from err
 
 
 def _create_cpuset(path: str) -> None:
@@ -204,8 +204,8 @@ def _create_cpuset(path: str) -> None:
         _mkdir("cpuset", level)
         parent = os.path.dirname(level)
         for name in ("cpuset.cpus", "cpuset.mems"):
-            if not _read("cpuset", level, name):
-                _write("cpuset", level, name, _read("cpuset", parent, name))
+            if not read("cpuset", level, name):
+                write("cpuset", level, name, read("cpuset", parent, name))
 
 
 def _create_unified(path: str) -> None:
@@ -218,18 +218,16 @@ def _create_unified(path: str) -> None:
     """
     for level in _levels(path):
         parent = os.path.dirname(level)
-        available = _read(UNIFIED, parent, "cgroup.controllers").split()
-        enabled = set(_read(UNIFIED, parent, "cgroup.subtree_control").split())
+        available = read(UNIFIED, parent, "cgroup.controllers").split()
+        enabled = set(read(UNIFIED, parent, "cgroup.subtree_control").split())
         missing = [c for c in available if c not in enabled]
         if missing:
             try:
-                _write(
-                    UNIFIED, parent, "cgroup.subtree_control", " ".join("+" + c for c in missing)
-                )
+                write(UNIFIED, parent, "cgroup.subtree_control", " ".join("+" + c for c in missing))
             except CgroupError:
                 for c in missing:
                     try:
-                        _write(UNIFIED, parent, "cgroup.subtree_control", "+" + c)
+                        write(UNIFIED, parent, "cgroup.subtree_control", "+" + c)
                     except CgroupError:
                         continue
         _mkdir(UNIFIED, level)
@@ -250,7 +248,7 @@ def create(paths: Mapping[str, str]) -> None:
 def join(paths: Mapping[str, str], pid: int) -> None:
     """Move ``pid`` (a host pid) and all its threads into every cgroup."""
     for controller, path in paths.items():
-        _write(controller, path, "cgroup.procs", str(pid))
+        write(controller, path, "cgroup.procs", str(pid))
 
 
 def open_procs_fds(paths: Mapping[str, str]) -> list[int]:
@@ -271,7 +269,7 @@ def open_procs_fds(paths: Mapping[str, str]) -> list[int]:
         except OSError as err:
             for fd in fds:
                 os.close(fd)
-            raise _fail(controller, "open", procs, err) from err
+            raise fail(controller, "open", procs, err) from err
     return fds
 
 
@@ -350,7 +348,7 @@ def destroy(paths: Mapping[str, str], timeout: float = 2.0) -> None:
             except OSError as err:
                 if err.errno != errno.EBUSY or time.monotonic() >= deadline:
                     # Remove what can be removed in the other hierarchies first.
-                    first_error = first_error or _fail(
+                    first_error = first_error or fail(
                         controller, "rmdir", err.filename or path, err
                     )
                     break
@@ -382,10 +380,10 @@ def freezer_state(paths: Mapping[str, str]) -> str:
     """FROZEN, FREEZING or THAWED: v1's freezer.state words, for v2 as well."""
     controller, path = _freezer(paths)
     if controller == "freezer":
-        return _read(controller, path, "freezer.state")
-    if _read(controller, path, "cgroup.freeze") == "0":
+        return read(controller, path, "freezer.state")
+    if read(controller, path, "cgroup.freeze") == "0":
         return "THAWED"
-    events = _read(controller, path, "cgroup.events").splitlines()
+    events = read(controller, path, "cgroup.events").splitlines()
     return "FROZEN" if "frozen 1" in events else "FREEZING"
 
 
@@ -404,26 +402,26 @@ def freeze(paths: Mapping[str, str], timeout: float = 5.0) -> None:
         attempt += 1
         if controller == "freezer":
             if attempt % 50 == 0:
-                _write(controller, path, "freezer.state", "THAWED")
-            _write(controller, path, "freezer.state", "FROZEN")
+                write(controller, path, "freezer.state", "THAWED")
+            write(controller, path, "freezer.state", "FROZEN")
         elif attempt == 1:
-            _write(controller, path, "cgroup.freeze", "1")
+            write(controller, path, "cgroup.freeze", "1")
         if freezer_state(paths) == "FROZEN":
             return
         time.sleep(0.001 if attempt < 100 else 0.01)
     thaw(paths)
-    raise PyruncError(f"cgroup {_label(controller)}: {path} did not freeze within {timeout}s")
+    raise PyruncError(f"cgroup {label(controller)}: {path} did not freeze within {timeout}s")
 
 
 def thaw(paths: Mapping[str, str]) -> None:
     controller, path = _freezer(paths)
     if controller == "freezer":
-        _write(controller, path, "freezer.state", "THAWED")
+        write(controller, path, "freezer.state", "THAWED")
     else:
-        _write(controller, path, "cgroup.freeze", "0")
+        write(controller, path, "cgroup.freeze", "0")
 
 
-class _Target:
+class Target:
     """Where resource writes go: the container's dir per controller, with clear errors."""
 
     def __init__(self, paths: Mapping[str, str]) -> None:
@@ -434,291 +432,41 @@ class _Target:
             return self.paths[controller]
         except KeyError:
             raise PyruncError(
-                f"cgroup {_label(controller)}: controller is not mounted, "
+                f"cgroup {label(controller)}: controller is not mounted, "
                 "so the limit asked for cannot be set"
             ) from None
 
     def write(self, controller: str, name: str, value: object) -> None:
-        _write(controller, self.dir(controller), name, str(value))
+        write(controller, self.dir(controller), name, str(value))
 
     def read(self, controller: str, name: str) -> str:
-        return _read(controller, self.dir(controller), name)
+        return read(controller, self.dir(controller), name)
 
     def has(self, controller: str, name: str) -> bool:
         return os.path.exists(os.path.join(self.dir(controller), name))
 
 
-def apply_resources(paths: Mapping[str, str], resources: Mapping[str, Any]) -> None:
-    """Write an OCI ``linux.resources`` object to the container's cgroups.
-
-    Only what is given is written.  Kernel memory limits (memory.kernel,
-    memory.kernelTCP) are not written: the kernel has deprecated them and
-    runc 1.1 ignores them as well.
-    """
-    target = _Target(paths)
-    if is_unified(paths):
-        _apply_v2(target, resources)
-    else:
-        _apply_v1(target, resources)
-
-
-def _limit(value: int) -> str:
+def limit_text(value: int) -> str:
     """A v2 limit: -1 (unlimited in OCI) is "max"."""
     return "max" if value == -1 else str(value)
 
 
-def _device_numbers(entry: Mapping[str, Any]) -> str:
+def device_numbers(entry: Mapping[str, Any]) -> str:
     return f"{entry['major']}:{entry['minor']}"
 
 
-def _apply_v1(target: _Target, r: Mapping[str, Any]) -> None:
-    if "unified" in r and r["unified"]:
-        raise PyruncError("cgroup: resources.unified needs cgroup v2, and this host uses v1")
-    if "devices" in r:
-        _v1_devices(target, r["devices"] or [])
-    if r.get("memory"):
-        _v1_memory(target, r["memory"])
-    if r.get("cpu"):
-        _v1_cpu(target, r["cpu"])
-    if r.get("pids") and r["pids"].get("limit"):
-        limit = r["pids"]["limit"]
-        target.write("pids", "pids.max", limit if limit > 0 else "max")
-    if r.get("blockIO"):
-        _v1_blkio(target, r["blockIO"])
-    for page in r.get("hugepageLimits") or []:
-        target.write("hugetlb", f"hugetlb.{page['pageSize']}.limit_in_bytes", page["limit"])
-    network = r.get("network") or {}
-    if network.get("classID") is not None:
-        target.write("net_cls", "net_cls.classid", network["classID"])
-    for prio in network.get("priorities") or []:
-        target.write("net_prio", "net_prio.ifpriomap", f"{prio['name']} {prio['priority']}")
-    for device, limits in (r.get("rdma") or {}).items():
-        target.write("rdma", "rdma.max", _rdma_line(device, limits))
-
-
-def _v1_device_rule(rule: Mapping[str, Any]) -> str:
-    kind = rule.get("type") or "a"
-    major = "*" if rule.get("major") in (None, -1) else rule["major"]
-    minor = "*" if rule.get("minor") in (None, -1) else rule["minor"]
-    return f"{kind} {major}:{minor} {rule.get('access') or 'rwm'}"
-
-
-def _v1_devices(target: _Target, rules: Sequence[Mapping[str, Any]]) -> None:
-    """Deny every device, then apply the OCI rules in order.
-
-    OCI device rules are applied in order over a default of "deny all", as
-    runc does; a new v1 cgroup would otherwise start from its parent's rules,
-    typically "allow all".  Writing "a" to devices.deny fails (EINVAL) once
-    the cgroup has sub-cgroups, so this suits a new container's cgroup.
-    """
-    target.write("devices", "devices.deny", "a")
-    for rule in rules:
-        name = "devices.allow" if rule.get("allow") else "devices.deny"
-        target.write("devices", name, _v1_device_rule(rule))
-
-
-def _v1_memory(target: _Target, m: Mapping[str, Any]) -> None:
-    limit = m.get("limit") or 0
-    swap = m.get("swap") or 0
-    if limit == -1 and not swap and target.has("memory", "memory.memsw.limit_in_bytes"):
-        swap = -1  # "unlimited memory" with swap unset means memory+swap unlimited too
-    if limit and swap:
-        # The kernel insists on memory <= memory+swap at every moment, so
-        # raise memsw before memory, and lower memory before memsw.
-        current = int(target.read("memory", "memory.limit_in_bytes"))
-        if swap == -1 or current < swap:
-            target.write("memory", "memory.memsw.limit_in_bytes", swap)
-            target.write("memory", "memory.limit_in_bytes", limit)
-        else:
-            target.write("memory", "memory.limit_in_bytes", limit)
-            target.write("memory", "memory.memsw.limit_in_bytes", swap)
-    elif limit:
-        target.write("memory", "memory.limit_in_bytes", limit)
-    elif swap:
-        target.write("memory", "memory.memsw.limit_in_bytes", swap)
-    if m.get("reservation"):
-        target.write("memory", "memory.soft_limit_in_bytes", m["reservation"])
-    if m.get("disableOOMKiller"):
-        target.write("memory", "memory.oom_control", 1)
-    swappiness = m.get("swappiness")
-    if swappiness is not None and swappiness != -1:
-        if not 0 <= swappiness <= 100:
-            raise PyruncError(f"cgroup memory: swappiness {swappiness} is not within 0-100")
-        target.write("memory", "memory.swappiness", swappiness)
-    if m.get("useHierarchy") is not None:
-        target.write("memory", "memory.use_hierarchy", int(bool(m["useHierarchy"])))
-
-
-def _v1_cpu(target: _Target, c: Mapping[str, Any]) -> None:
-    if c.get("shares"):
-        target.write("cpu", "cpu.shares", c["shares"])
-    quota, period = c.get("quota") or 0, c.get("period") or 0
-    period_pending = False
-    if period:
-        try:
-            target.write("cpu", "cpu.cfs_period_us", period)
-        except CgroupError as err:
-            # A shorter period can make the current quota/period exceed the
-            # parent's limit (EINVAL) until the new quota is in: retry after.
-            if not quota or err.errno != errno.EINVAL:
-                raise
-            period_pending = True
-    if quota:
-        target.write("cpu", "cpu.cfs_quota_us", quota)
-        if period_pending:
-            target.write("cpu", "cpu.cfs_period_us", period)
-    if c.get("burst") is not None:
-        target.write("cpu", "cpu.cfs_burst_us", c["burst"])
-    # The runtime can only be set within the period, so the period goes first.
-    if c.get("realtimePeriod"):
-        target.write("cpu", "cpu.rt_period_us", c["realtimePeriod"])
-    if c.get("realtimeRuntime"):
-        target.write("cpu", "cpu.rt_runtime_us", c["realtimeRuntime"])
-    if c.get("idle") is not None:
-        target.write("cpu", "cpu.idle", c["idle"])
-    if c.get("cpus"):
-        target.write("cpuset", "cpuset.cpus", c["cpus"])
-    if c.get("mems"):
-        target.write("cpuset", "cpuset.mems", c["mems"])
-
-
-def _v1_blkio(target: _Target, b: Mapping[str, Any]) -> None:
-    """blkio limits; the weight files are BFQ's where that scheduler provides them."""
-    bfq = target.has("blkio", "blkio.bfq.weight")
-    weight_file = "blkio.bfq.weight" if bfq else "blkio.weight"
-    if b.get("weight"):
-        target.write("blkio", weight_file, b["weight"])
-    if b.get("leafWeight"):
-        target.write("blkio", "blkio.leaf_weight", b["leafWeight"])
-    for dev in b.get("weightDevice") or []:
-        if dev.get("weight"):
-            target.write(
-                "blkio", weight_file + "_device", f"{_device_numbers(dev)} {dev['weight']}"
-            )
-        if dev.get("leafWeight"):
-            target.write(
-                "blkio", "blkio.leaf_weight_device", f"{_device_numbers(dev)} {dev['leafWeight']}"
-            )
-    for key, name in _THROTTLES:
-        for dev in b.get(key) or []:
-            target.write(
-                "blkio", f"blkio.throttle.{name}_device", f"{_device_numbers(dev)} {dev['rate']}"
-            )
-
-
-_THROTTLES = (
+THROTTLES = (
     ("throttleReadBpsDevice", "read_bps"),
     ("throttleWriteBpsDevice", "write_bps"),
     ("throttleReadIOPSDevice", "read_iops"),
     ("throttleWriteIOPSDevice", "write_iops"),
 )
-_V2_IO_KEYS = {"read_bps": "rbps", "write_bps": "wbps", "read_iops": "riops", "write_iops": "wiops"}
 
 
-def _rdma_line(device: str, limits: Mapping[str, Any]) -> str:
+def rdma_line(device: str, limits: Mapping[str, Any]) -> str:
     parts = [device]
     if limits.get("hcaHandles") is not None:
         parts.append(f"hca_handle={limits['hcaHandles']}")
     if limits.get("hcaObjects") is not None:
         parts.append(f"hca_object={limits['hcaObjects']}")
     return " ".join(parts)
-
-
-def _apply_v2(target: _Target, r: Mapping[str, Any]) -> None:
-    if r.get("devices"):
-        raise PyruncError(
-            "cgroup: device rules on cgroup v2 need an eBPF device program, "
-            "which pyrunc does not load"
-        )
-    if r.get("memory"):
-        _v2_memory(target, r["memory"])
-    if r.get("cpu"):
-        _v2_cpu(target, r["cpu"])
-    if r.get("pids") and r["pids"].get("limit"):
-        limit = r["pids"]["limit"]
-        target.write(UNIFIED, "pids.max", limit if limit > 0 else "max")
-    if r.get("blockIO"):
-        _v2_io(target, r["blockIO"])
-    for page in r.get("hugepageLimits") or []:
-        target.write(UNIFIED, f"hugetlb.{page['pageSize']}.max", page["limit"])
-    for device, limits in (r.get("rdma") or {}).items():
-        target.write(UNIFIED, "rdma.max", _rdma_line(device, limits))
-    for name, value in (r.get("unified") or {}).items():
-        if "/" in name or name in (".", ".."):
-            raise PyruncError(f"cgroup: resources.unified key {name!r} is not a file name")
-        target.write(UNIFIED, name, value)
-
-
-def _v2_swap(swap: int, limit: int) -> int:
-    """OCI's swap is memory+swap (v1's memsw); v2's memory.swap.max is swap alone."""
-    if limit == -1 and swap == 0:
-        return -1  # unlimited memory with swap unset: unlimited swap too, as on v1
-    if swap in (0, -1):
-        return swap
-    if limit == 0:
-        raise PyruncError("cgroup memory: a swap limit needs a memory limit")
-    if swap < limit:
-        raise PyruncError("cgroup memory: memory+swap limit must be at least the memory limit")
-    return swap - limit
-
-
-def _v2_memory(target: _Target, m: Mapping[str, Any]) -> None:
-    limit = m.get("limit") or 0
-    swap = _v2_swap(m.get("swap") or 0, limit)
-    if swap:
-        target.write(UNIFIED, "memory.swap.max", _limit(swap))
-    if limit:
-        target.write(UNIFIED, "memory.max", _limit(limit))
-    if m.get("reservation"):
-        target.write(UNIFIED, "memory.low", _limit(m["reservation"]))
-    if m.get("disableOOMKiller"):
-        raise PyruncError("cgroup memory: cgroup v2 cannot disable the OOM killer")
-    swappiness = m.get("swappiness")
-    if swappiness is not None and swappiness != -1:
-        raise PyruncError("cgroup memory: cgroup v2 has no per-cgroup swappiness")
-
-
-def _v2_cpu(target: _Target, c: Mapping[str, Any]) -> None:
-    if c.get("shares"):
-        # v1 shares span 2..262144 and v2 weights 1..10000: map one range on the other.
-        target.write(UNIFIED, "cpu.weight", 1 + ((c["shares"] - 2) * 9999) // 262142)
-    quota, period = c.get("quota") or 0, c.get("period") or 0
-    if quota or period:
-        value = str(quota) if quota > 0 else "max"
-        if period:
-            value += f" {period}"
-        target.write(UNIFIED, "cpu.max", value)
-    if c.get("burst") is not None:
-        target.write(UNIFIED, "cpu.max.burst", c["burst"])
-    if c.get("realtimePeriod") or c.get("realtimeRuntime"):
-        raise PyruncError("cgroup cpu: cgroup v2 has no realtime scheduling limits")
-    if c.get("idle") is not None:
-        target.write(UNIFIED, "cpu.idle", c["idle"])
-    if c.get("cpus"):
-        target.write(UNIFIED, "cpuset.cpus", c["cpus"])
-    if c.get("mems"):
-        target.write(UNIFIED, "cpuset.mems", c["mems"])
-
-
-def _v2_io_weight(weight: int) -> int:
-    """blkio weights span 10..1000 and io.weight 1..10000: map one range on the other."""
-    return 1 + (weight - 10) * 9999 // 990
-
-
-def _v2_io(target: _Target, b: Mapping[str, Any]) -> None:
-    bfq = target.has(UNIFIED, "io.bfq.weight")
-    if b.get("weight"):
-        if bfq:
-            target.write(UNIFIED, "io.bfq.weight", b["weight"])
-        else:
-            target.write(UNIFIED, "io.weight", _v2_io_weight(b["weight"]))
-    for dev in b.get("weightDevice") or []:
-        if dev.get("weight"):
-            weight = dev["weight"] if bfq else _v2_io_weight(dev["weight"])
-            name = "io.bfq.weight" if bfq else "io.weight"
-            target.write(UNIFIED, name, f"{_device_numbers(dev)} {weight}")
-    for key, name in _THROTTLES:
-        for dev in b.get(key) or []:
-            target.write(
-                UNIFIED, "io.max", f"{_device_numbers(dev)} {_V2_IO_KEYS[name]}={dev['rate']}"
-            )

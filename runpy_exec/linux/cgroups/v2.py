@@ -1,0 +1,118 @@
+"""cgroup v2 resources: the unified hierarchy, its file names and its units."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from runpy_exec.errors import PyruncError
+from runpy_exec.linux.cgroups.common import (
+    THROTTLES,
+    UNIFIED,
+    Target,
+    device_numbers,
+    limit_text,
+    rdma_line,
+)
+
+_V2_IO_KEYS = {"read_bps": "rbps", "write_bps": "wbps", "read_iops": "riops", "write_iops": "wiops"}
+
+
+def apply(target: Target, r: Mapping[str, Any]) -> None:
+    if r.get("devices"):
+        raise PyruncError(
+            "cgroup: device rules on cgroup v2 need an eBPF device program, "
+            "which pyrunc does not load"
+        )
+    if r.get("memory"):
+        _v2_memory(target, r["memory"])
+    if r.get("cpu"):
+        _v2_cpu(target, r["cpu"])
+    if r.get("pids") and r["pids"].get("limit"):
+        limit = r["pids"]["limit"]
+        target.write(UNIFIED, "pids.max", limit if limit > 0 else "max")
+    if r.get("blockIO"):
+        _v2_io(target, r["blockIO"])
+    for page in r.get("hugepageLimits") or []:
+        target.write(UNIFIED, f"hugetlb.{page['pageSize']}.max", page["limit"])
+    for device, limits in (r.get("rdma") or {}).items():
+        target.write(UNIFIED, "rdma.max", rdma_line(device, limits))
+    for name, value in (r.get("unified") or {}).items():
+        if "/" in name or name in (".", ".."):
+            raise PyruncError(f"cgroup: resources.unified key {name!r} is not a file name")
+        target.write(UNIFIED, name, value)
+
+
+def _v2_swap(swap: int, limit: int) -> int:
+    """OCI's swap is memory+swap (v1's memsw); v2's memory.swap.max is swap alone."""
+    if limit == -1 and swap == 0:
+        return -1  # unlimited memory with swap unset: unlimited swap too, as on v1
+    if swap in (0, -1):
+        return swap
+    if limit == 0:
+        raise PyruncError("cgroup memory: a swap limit needs a memory limit")
+    if swap < limit:
+        raise PyruncError("cgroup memory: memory+swap limit must be at least the memory limit")
+    return swap - limit
+
+
+def _v2_memory(target: Target, m: Mapping[str, Any]) -> None:
+    limit = m.get("limit") or 0
+    swap = _v2_swap(m.get("swap") or 0, limit)
+    if swap:
+        target.write(UNIFIED, "memory.swap.max", limit_text(swap))
+    if limit:
+        target.write(UNIFIED, "memory.max", limit_text(limit))
+    if m.get("reservation"):
+        target.write(UNIFIED, "memory.low", limit_text(m["reservation"]))
+    if m.get("disableOOMKiller"):
+        raise PyruncError("cgroup memory: cgroup v2 cannot disable the OOM killer")
+    swappiness = m.get("swappiness")
+    if swappiness is not None and swappiness != -1:
+        raise PyruncError("cgroup memory: cgroup v2 has no per-cgroup swappiness")
+
+
+def _v2_cpu(target: Target, c: Mapping[str, Any]) -> None:
+    if c.get("shares"):
+        # v1 shares span 2..262144 and v2 weights 1..10000: map one range on the other.
+        target.write(UNIFIED, "cpu.weight", 1 + ((c["shares"] - 2) * 9999) // 262142)
+    quota, period = c.get("quota") or 0, c.get("period") or 0
+    if quota or period:
+        value = str(quota) if quota > 0 else "max"
+        if period:
+            value += f" {period}"
+        target.write(UNIFIED, "cpu.max", value)
+    if c.get("burst") is not None:
+        target.write(UNIFIED, "cpu.max.burst", c["burst"])
+    if c.get("realtimePeriod") or c.get("realtimeRuntime"):
+        raise PyruncError("cgroup cpu: cgroup v2 has no realtime scheduling limits")
+    if c.get("idle") is not None:
+        target.write(UNIFIED, "cpu.idle", c["idle"])
+    if c.get("cpus"):
+        target.write(UNIFIED, "cpuset.cpus", c["cpus"])
+    if c.get("mems"):
+        target.write(UNIFIED, "cpuset.mems", c["mems"])
+
+
+def _v2_io_weight(weight: int) -> int:
+    """blkio weights span 10..1000 and io.weight 1..10000: map one range on the other."""
+    return 1 + (weight - 10) * 9999 // 990
+
+
+def _v2_io(target: Target, b: Mapping[str, Any]) -> None:
+    bfq = target.has(UNIFIED, "io.bfq.weight")
+    if b.get("weight"):
+        if bfq:
+            target.write(UNIFIED, "io.bfq.weight", b["weight"])
+        else:
+            target.write(UNIFIED, "io.weight", _v2_io_weight(b["weight"]))
+    for dev in b.get("weightDevice") or []:
+        if dev.get("weight"):
+            weight = dev["weight"] if bfq else _v2_io_weight(dev["weight"])
+            name = "io.bfq.weight" if bfq else "io.weight"
+            target.write(UNIFIED, name, f"{device_numbers(dev)} {weight}")
+    for key, name in THROTTLES:
+        for dev in b.get(key) or []:
+            target.write(
+                UNIFIED, "io.max", f"{device_numbers(dev)} {_V2_IO_KEYS[name]}={dev['rate']}"
+            )
