@@ -193,6 +193,7 @@ def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessP
 
     linux = spec.get("linux") or {}
     paths = cgroups.resolve_paths(linux.get("cgroupsPath"), container.id)
+    cgroups.check_unused(paths)  # before they are ours to remove on failure
     container.cgroup_paths = paths
     cgroups.create(paths)
     cgroups.apply_resources(paths, _resources_with_default_devices(linux))

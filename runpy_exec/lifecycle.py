@@ -107,6 +107,8 @@ def _signal_all(container: store.Container, signum: int) -> None:
     from runpy_exec.linux import cgroups
 
     paused = store.status_of(container) == "paused"
+    if signum == signal.SIGKILL and cgroups.kill_all(container.cgroup_paths):
+        return
     for pid in cgroups.pids(container.cgroup_paths):
         try:
             os.kill(pid, signum)
@@ -192,14 +194,14 @@ def destroy(container: store.Container, status: str) -> None:
 def _kill_and_wait(container: store.Container) -> None:
     from runpy_exec.linux import cgroups, proc
 
-    pids = set(cgroups.pids(container.cgroup_paths)) | {container.init_pid}
     if "freezer" in container.cgroup_paths:
         cgroups.thaw(container.cgroup_paths)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            continue
+    if not cgroups.kill_all(container.cgroup_paths):
+        for pid in set(cgroups.pids(container.cgroup_paths)) | {container.init_pid}:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         alive = proc.is_alive_with_start_time(container.init_pid, container.init_start_time)

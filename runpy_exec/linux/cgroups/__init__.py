@@ -15,6 +15,7 @@ from runpy_exec.linux.cgroups.common import (
     V1_CONTROLLERS,
     CgroupError,
     Target,
+    check_unused,
     create,
     destroy,
     freeze,
@@ -22,6 +23,7 @@ from runpy_exec.linux.cgroups.common import (
     is_unified,
     join,
     join_with_fds,
+    kill_all,
     mountpoints,
     open_procs_fds,
     own_cgroup_paths,
@@ -32,8 +34,9 @@ from runpy_exec.linux.cgroups.common import (
 )
 
 __all__ = [
-    "UNIFIED", "V1_CONTROLLERS", "CgroupError", "apply_resources", "create", "destroy",
-    "freeze", "freezer_state", "is_unified", "join", "join_with_fds", "mountpoints",
+    "UNIFIED", "V1_CONTROLLERS", "CgroupError", "apply_resources", "check_unused", "create",
+    "destroy", "freeze", "freezer_state", "is_unified", "join", "join_with_fds", "kill_all",
+    "mountpoints",
     "open_procs_fds", "own_cgroup_paths", "pids", "resolve_paths", "sub_paths", "thaw",
 ]  # fmt: skip
 

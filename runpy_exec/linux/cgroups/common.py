@@ -92,14 +92,17 @@ def mountpoints() -> dict[str, str]:
     return {controller: mnt for controller, (mnt, _) in _mounts().items()}
 
 
-def _clean(path: str) -> str:
-    """Normalise a cgroupsPath so that ".." cannot climb above its base.
+def _checked(path: str) -> str:
+    """A cgroupsPath without "." or ".." parts or doubled slashes, or a one-line error.
 
-    The path is cleaned as if rooted at "/", so a relative "../../x" becomes
-    "x": it stays below the runtime's own cgroup instead of escaping it.
+    runc cleans ".." away; pyrunc refuses it, as it refuses every input that
+    does not mean what it says: a path that climbs cannot name the cgroup
+    it seems to.
     """
-    rooted = posixpath.normpath("/" + path).lstrip("/")
-    return "/" + rooted if path.startswith("/") else rooted
+    parts = path.split("/")
+    if any(part in (".", "..") for part in parts):
+        raise PyruncError(f"linux.cgroupsPath {path!r}: '.' and '..' are not allowed in it")
+    return posixpath.normpath(path) if path else path
 
 
 def resolve_paths(cgroups_path: str | None, container_id: str) -> dict[str, str]:
@@ -110,7 +113,7 @@ def resolve_paths(cgroups_path: str | None, container_id: str) -> dict[str, str]
     from this process's own cgroup in that hierarchy: with no cgroupsPath,
     runc 1.1.5 puts a container "abc" started from cgroup /x/y in /x/y/abc.
     """
-    inner = _clean(cgroups_path or container_id)
+    inner = _checked(cgroups_path or container_id)
     own = {} if inner.startswith("/") else own_cgroup_paths()
     paths: dict[str, str] = {}
     for controller, (mnt, root) in _mounts().items():
@@ -231,6 +234,18 @@ def _create_unified(path: str) -> None:
                     except CgroupError:
                         continue
         _mkdir(UNIFIED, level)
+
+
+def check_unused(paths: Mapping[str, str]) -> None:
+    """Refuse a container's cgroup that already holds processes (another container's).
+
+    Sharing it would mix the two containers' limits, and killing or freezing
+    one would hit the other.
+    """
+    for controller, path in paths.items():
+        if controller in (UNIFIED, "devices", "freezer", "pids", "memory") and _procs_in_tree(path):
+            raise PyruncError(f"linux.cgroupsPath: cgroup {path} already holds processes "
+                              "(of another container?)")
 
 
 def create(paths: Mapping[str, str]) -> None:
@@ -390,27 +405,78 @@ def freezer_state(paths: Mapping[str, str]) -> str:
 def freeze(paths: Mapping[str, str], timeout: float = 5.0) -> None:
     """Freeze every process of the container, and wait until all are frozen.
 
-    A v1 freeze can stall in FREEZING when a task cannot be frozen right then
-    (e.g. a vfork parent); thawing for a moment and retrying lets it move on.
-    If it still does not complete, the cgroup is thawed again and the error
-    is raised, so the container is never left half frozen.
+    If the freeze does not complete in ``timeout``, the cgroup is thawed
+    again and the error is raised, so the container is never left half frozen.
     """
     controller, path = _freezer(paths)
+    if controller == "freezer":
+        _freeze_v1(path, timeout)
+    else:
+        _freeze_v2(path, timeout)
+
+
+def _freeze_v1(path: str, timeout: float) -> None:
+    """v1's freezer has no notification: poll freezer.state.
+
+    A v1 freeze can stall in FREEZING when a task cannot be frozen right then
+    (e.g. a vfork parent); thawing for a moment and retrying lets it move on.
+    """
     deadline = time.monotonic() + timeout
     attempt = 0
     while time.monotonic() < deadline:
         attempt += 1
-        if controller == "freezer":
-            if attempt % 50 == 0:
-                write(controller, path, "freezer.state", "THAWED")
-            write(controller, path, "freezer.state", "FROZEN")
-        elif attempt == 1:
-            write(controller, path, "cgroup.freeze", "1")
-        if freezer_state(paths) == "FROZEN":
+        if attempt % 50 == 0:
+            write("freezer", path, "freezer.state", "THAWED")
+        write("freezer", path, "freezer.state", "FROZEN")
+        if read("freezer", path, "freezer.state") == "FROZEN":
             return
         time.sleep(0.001 if attempt < 100 else 0.01)
-    thaw(paths)
-    raise PyruncError(f"cgroup {label(controller)}: {path} did not freeze within {timeout}s")
+    write("freezer", path, "freezer.state", "THAWED")
+    raise PyruncError(f"cgroup freezer: {path} did not freeze within {timeout}s")
+
+
+def _freeze_v2(path: str, timeout: float) -> None:
+    """Write cgroup.freeze, then wait for "frozen 1" in cgroup.events.
+
+    The kernel wakes poll() on cgroup.events with POLLPRI whenever the file
+    changes, so the wait needs no sleeping loop.
+    """
+    import select
+
+    events = os.path.join(path, "cgroup.events")
+    write(UNIFIED, path, "cgroup.freeze", "1")
+    try:
+        fd = os.open(events, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise fail(UNIFIED, "open", events, err) from err
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLPRI)
+        deadline = time.monotonic() + timeout
+        while "frozen 1" not in os.pread(fd, 4096, 0).decode().splitlines():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                write(UNIFIED, path, "cgroup.freeze", "0")
+                raise PyruncError(f"cgroup: {path} did not freeze within {timeout}s")
+            poller.poll(left * 1000)
+    except OSError as err:
+        raise fail(UNIFIED, "read", events, err) from err
+    finally:
+        os.close(fd)
+
+
+def kill_all(paths: Mapping[str, str]) -> bool:
+    """SIGKILL every process of the container through cgroup.kill, if the kernel has it.
+
+    cgroup.kill (Linux 5.14) kills the whole subtree at once, so a process
+    forking meanwhile cannot escape as it could from a signal-each-pid loop;
+    it also kills frozen tasks.  False when only v1 or an older kernel is there.
+    """
+    path = paths.get(UNIFIED)
+    if not is_unified(paths) or not os.path.exists(os.path.join(path or "", "cgroup.kill")):
+        return False
+    write(UNIFIED, paths[UNIFIED], "cgroup.kill", "1")
+    return True
 
 
 def thaw(paths: Mapping[str, str]) -> None:

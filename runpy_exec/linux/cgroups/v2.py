@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,21 +10,23 @@ from runpy_exec.errors import PyruncError
 from runpy_exec.linux.cgroups.common import (
     THROTTLES,
     UNIFIED,
+    CgroupError,
     Target,
     device_numbers,
     limit_text,
     rdma_line,
+    read,
 )
 
 _V2_IO_KEYS = {"read_bps": "rbps", "write_bps": "wbps", "read_iops": "riops", "write_iops": "wiops"}
 
 
 def apply(target: Target, r: Mapping[str, Any]) -> None:
-    if r.get("devices"):
-        raise PyruncError(
-            "cgroup: device rules on cgroup v2 need an eBPF device program, "
-            "which pyrunc does not load"
-        )
+    if "devices" in r:
+        # Given at create; an update without device rules keeps the program as it is.
+        from runpy_exec.linux.cgroups import devices
+
+        devices.set_rules(target.dir(UNIFIED), r["devices"] or [])
     if r.get("memory"):
         _v2_memory(target, r["memory"])
     if r.get("cpu"):
@@ -38,9 +41,35 @@ def apply(target: Target, r: Mapping[str, Any]) -> None:
     for device, limits in (r.get("rdma") or {}).items():
         target.write(UNIFIED, "rdma.max", rdma_line(device, limits))
     for name, value in (r.get("unified") or {}).items():
-        if "/" in name or name in (".", ".."):
-            raise PyruncError(f"cgroup: resources.unified key {name!r} is not a file name")
+        _unified(target, name, value)
+
+
+def _unified(target: Target, name: str, value: object) -> None:
+    """Write one linux.resources.unified entry: a file of the container's cgroup.
+
+    The container's cgroup was created with every controller its parent
+    offers enabled, so a file that is missing is either no cgroup file at all
+    or one of a controller the host does not give this cgroup.
+    """
+    where = f"linux.resources.unified key {name!r}"
+    if "/" in name or name in (".", "..", ""):
+        raise PyruncError(f"{where}: not a file name")
+    directory = target.dir(UNIFIED)
+    if not os.path.exists(os.path.join(directory, name)):
+        controller = name.split(".", 1)[0]
+        enabled = read(UNIFIED, directory, "cgroup.controllers").split()
+        if "." in name and controller != "cgroup" and controller not in enabled:
+            parent = os.path.dirname(directory)
+            offered = read(UNIFIED, parent, "cgroup.controllers").split()
+            reason = ("could not be enabled in" if controller in offered else "is not offered by")
+            raise PyruncError(f"{where}: controller {controller!r} {reason} the parent cgroup "
+                              f"{parent}")
+        raise PyruncError(f"{where}: no such cgroup file")
+    try:
         target.write(UNIFIED, name, value)
+    except CgroupError as err:
+        raise CgroupError(f"{where}: the kernel refused {str(value)!r}: "
+                          f"{os.strerror(err.errno)}", err.errno) from None
 
 
 def _v2_swap(swap: int, limit: int) -> int:
