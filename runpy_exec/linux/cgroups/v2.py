@@ -18,6 +18,8 @@ from runpy_exec.linux.cgroups.common import (
     read,
 )
 
+# The controllers whose files a cgroup has only when its parent enables them.
+_V2_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "hugetlb", "pids", "rdma", "misc")
 _V2_IO_KEYS = {"read_bps": "rbps", "write_bps": "wbps", "read_iops": "riops", "write_iops": "wiops"}
 
 
@@ -58,7 +60,7 @@ def _unified(target: Target, name: str, value: object) -> None:
     if not os.path.exists(os.path.join(directory, name)):
         controller = name.split(".", 1)[0]
         enabled = read(UNIFIED, directory, "cgroup.controllers").split()
-        if "." in name and controller != "cgroup" and controller not in enabled:
+        if controller in _V2_CONTROLLERS and controller not in enabled:
             parent = os.path.dirname(directory)
             offered = read(UNIFIED, parent, "cgroup.controllers").split()
             reason = ("could not be enabled in" if controller in offered else "is not offered by")
