@@ -28,7 +28,6 @@ from typing import Any
 
 import pytest
 
-from runpy_exec.errors import PyruncError
 from runpy_exec.linux import bpf, cgroups
 from runpy_exec.linux.cgroups import devices
 from tests.conftest import Runtime, edit_config, pyrunc_binary, running
@@ -258,26 +257,6 @@ def test_mknod_follows_the_rules_and_update_replaces_the_program(v2_cgroup: str)
     # An update without device rules leaves the program as it is.
     cgroups.apply_resources(paths, {"pids": {"limit": 0}})
     assert devices.attached_programs(v2_cgroup) == [second]
-
-
-@pytest.mark.parametrize(("rule", "message"), [
-    ({"type": "p", "access": "r"}, "type 'p' cannot be a cgroup device rule"),
-    ({"type": "c", "access": "rx"}, "access 'rx' is not a subset of 'rwm'"),
-    ({"type": "c", "major": -2}, "major -2 is not a device number or -1"),
-    ({"type": "b", "minor": 2**32}, f"minor {2**32} is not a device number or -1"),
-])
-def test_rules_the_program_cannot_express_are_refused(rule: dict[str, Any], message: str) -> None:
-    with pytest.raises(PyruncError, match=r"linux\.resources\.devices\[1\]: " + message):
-        devices.compile_rules([{"allow": False, "access": "rwm"}, {"allow": True, **rule}])
-
-
-def test_program_ends_at_a_rule_that_matches_everything() -> None:
-    """Code after an unconditional rule could never run, and the verifier refuses it."""
-    only_last = devices.compile_rules([{"allow": True, "type": "c", "access": "r"},
-                                       {"allow": True}])
-    assert len(only_last) == (6 + 2) * 8  # loads, then "allow" and exit
-    default_deny = devices.compile_rules([])
-    assert len(default_deny) == (6 + 2) * 8
 
 
 # --- freezer, kill, delete ----------------------------------------------------

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from runpy_exec.errors import PyruncError
@@ -29,21 +30,36 @@ def apply(target: Target, r: Mapping[str, Any]) -> None:
         from runpy_exec.linux.cgroups import devices
 
         devices.set_rules(target.dir(UNIFIED), r["devices"] or [])
-    if r.get("memory"):
-        _v2_memory(target, r["memory"])
-    if r.get("cpu"):
-        _v2_cpu(target, r["cpu"])
-    if r.get("pids") and r["pids"].get("limit"):
-        limit = r["pids"]["limit"]
-        target.write(UNIFIED, "pids.max", limit if limit > 0 else "max")
-    if r.get("blockIO"):
-        _v2_io(target, r["blockIO"])
-    for page in r.get("hugepageLimits") or []:
-        target.write(UNIFIED, f"hugetlb.{page['pageSize']}.max", page["limit"])
-    for device, limits in (r.get("rdma") or {}).items():
-        target.write(UNIFIED, "rdma.max", rdma_line(device, limits))
+    with _field("memory"):
+        if r.get("memory"):
+            _v2_memory(target, r["memory"])
+    with _field("cpu"):
+        if r.get("cpu"):
+            _v2_cpu(target, r["cpu"])
+    with _field("pids"):
+        if r.get("pids") and r["pids"].get("limit"):
+            limit = r["pids"]["limit"]
+            target.write(UNIFIED, "pids.max", limit if limit > 0 else "max")
+    with _field("blockIO"):
+        if r.get("blockIO"):
+            _v2_io(target, r["blockIO"])
+    with _field("hugepageLimits"):
+        for page in r.get("hugepageLimits") or []:
+            target.write(UNIFIED, f"hugetlb.{page['pageSize']}.max", page["limit"])
+    with _field("rdma"):
+        for device, limits in (r.get("rdma") or {}).items():
+            target.write(UNIFIED, "rdma.max", rdma_line(device, limits))
     for name, value in (r.get("unified") or {}).items():
         _unified(target, name, value)
+
+
+@contextmanager
+def _field(name: str) -> Iterator[None]:
+    """Name the OCI field in front of a write the kernel refused."""
+    try:
+        yield
+    except CgroupError as err:
+        raise CgroupError(f"linux.resources.{name}: {err}", err.errno) from None
 
 
 def _unified(target: Target, name: str, value: object) -> None:
@@ -78,8 +94,10 @@ def _v2_swap(swap: int, limit: int) -> int:
     """OCI's swap is memory+swap (v1's memsw); v2's memory.swap.max is swap alone."""
     if limit == -1 and swap == 0:
         return -1  # unlimited memory with swap unset: unlimited swap too, as on v1
-    if swap in (0, -1):
-        return swap
+    if swap in (0, -1) or limit == -1:
+        return swap  # unset, unlimited, or beside unlimited memory: as it is
+    if limit < 0:
+        raise PyruncError(f"cgroup memory: memory limit {limit} is not valid")
     if limit == 0:
         raise PyruncError("cgroup memory: a swap limit needs a memory limit")
     if swap < limit:
@@ -105,7 +123,10 @@ def _v2_memory(target: Target, m: Mapping[str, Any]) -> None:
 
 def _v2_cpu(target: Target, c: Mapping[str, Any]) -> None:
     if c.get("shares"):
-        # v1 shares span 2..262144 and v2 weights 1..10000: map one range on the other.
+        # v1 shares span 2..262144 and v2 weights 1..10000: map one range on the
+        # other linearly, as runc 1.1 (the reference installed beside pyrunc)
+        # does.  runc 1.4 changed to a curve that maps 1024 to 100; the two
+        # agree only at the ends.
         target.write(UNIFIED, "cpu.weight", 1 + ((c["shares"] - 2) * 9999) // 262142)
     quota, period = c.get("quota") or 0, c.get("period") or 0
     if quota or period:
