@@ -1,8 +1,8 @@
 """Control groups through the cgroupfs files, for cgroup v1, v2 and hybrid hosts.
 
 ``common`` holds what both versions share (paths, creation, joining, freezing,
-removal); ``v1`` and ``v2`` each write ``linux.resources`` in their own files
-and units.  Callers use the names re-exported here.
+killing, removal); ``v1`` and ``v2`` each write ``linux.resources`` in their
+own files and units; ``devices`` turns device rules into v2's eBPF program.  Callers use the names re-exported here.
 """
 
 from __future__ import annotations
@@ -44,9 +44,12 @@ __all__ = [
 def apply_resources(paths: Mapping[str, str], resources: Mapping[str, Any]) -> None:
     """Write an OCI ``linux.resources`` object to the container's cgroups.
 
-    Only what is given is written.  Kernel memory limits (memory.kernel,
-    memory.kernelTCP) are not written: the kernel has deprecated them and
-    runc 1.1 ignores them as well.
+    Only what is given is written, so the same call serves create and
+    update.  Device rules are applied only when ``resources`` has a
+    "devices" key: on cgroup v2 they become the cgroup's device program
+    (see :mod:`.devices`), and an update without the key keeps the program
+    as it is.  Kernel memory limits (memory.kernel, memory.kernelTCP) are not
+    written: the kernel has deprecated them and runc 1.1 ignores them as well.
     """
     target = Target(paths)
     if is_unified(paths):
