@@ -357,7 +357,8 @@ def _left_in_hierarchy(v2: V2View, name: str) -> list[str]:
      "Invalid argument"),
     (lambda c: c["linux"]["resources"]["devices"].append({"allow": True, "type": "p"}),
      "linux.resources.devices[1]: type 'p' cannot be a cgroup device rule (a, b or c)"),
-])
+], ids=["cgroupsPath-dotdot", "unified-unknown-file", "unified-not-a-name",
+        "unified-refused-value", "device-rule-type-p"])
 def test_bad_input_is_one_line_and_leaves_nothing(pyrunc2: Runtime, v2: V2View, bundle: Path,
                                                    change: Callable[[dict[str, Any]], None],
                                                    message: str) -> None:

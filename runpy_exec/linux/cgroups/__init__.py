@@ -2,7 +2,8 @@
 
 ``common`` holds what both versions share (paths, creation, joining, freezing,
 killing, removal); ``v1`` and ``v2`` each write ``linux.resources`` in their
-own files and units; ``devices`` turns device rules into v2's eBPF program.  Callers use the names re-exported here.
+own files and units; ``devices`` turns device rules into v2's eBPF program.
+Callers use the names re-exported here.
 """
 
 from __future__ import annotations
