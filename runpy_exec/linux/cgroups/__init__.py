@@ -21,9 +21,7 @@ from runpy_exec.linux.cgroups.common import (
     freezer_state,
     is_unified,
     join,
-    join_with_fds,
     mountpoints,
-    open_procs_fds,
     own_cgroup_paths,
     pids,
     resolve_paths,
@@ -33,8 +31,8 @@ from runpy_exec.linux.cgroups.common import (
 
 __all__ = [
     "UNIFIED", "V1_CONTROLLERS", "CgroupError", "apply_resources", "create", "destroy",
-    "freeze", "freezer_state", "is_unified", "join", "join_with_fds", "mountpoints",
-    "open_procs_fds", "own_cgroup_paths", "pids", "resolve_paths", "sub_paths", "thaw",
+    "freeze", "freezer_state", "is_unified", "join", "mountpoints",
+    "own_cgroup_paths", "pids", "resolve_paths", "sub_paths", "thaw",
 ]  # fmt: skip
 
 
