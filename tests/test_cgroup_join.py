@@ -550,7 +550,8 @@ def test_v2_exec_into_runc_s_container_follows_runc(
             assert done.stdout.splitlines()[-1] == f"0::/{ctr}"
         init = int(v2_only("cat", f"{top}/cgroup.procs").stdout)
         setup = v2_only("sh", "-c", f"mkdir {top}/foobar && echo {init} > {top}/foobar/cgroup.procs"
-                        f" && echo +hugetlb > {top}/cgroup.subtree_control")
+                        f" && echo +$(cut -d' ' -f1 {top}/cgroup.controllers)"
+                        f" > {top}/cgroup.subtree_control")
         assert setup.returncode == 0, setup.stderr
         for done in both(ctr, "cat", "/proc/self/cgroup"):
             assert done.returncode == 0, done.stderr

@@ -44,8 +44,9 @@ from runpy_exec.errors import os_reason
 from runpy_exec.linux import clone3
 from runpy_exec.linux.cgroups.common import UNIFIED, CgroupError, fail, mountpoints
 
-# Why a v2 cgroup takes no process although it may be opened (see above).
+# Why a v2 cgroup takes no process: see the module's last paragraph.
 _REFUSED = frozenset({errno.EBUSY, errno.EOPNOTSUPP, errno.ENODEV, errno.ENOENT})
+_DIRECTORY = os.O_PATH | os.O_DIRECTORY
 
 
 class CgroupJoin:
@@ -81,14 +82,15 @@ class CgroupJoin:
             raise
 
     def _open_unified(self, path: str) -> int:
+        """An O_PATH fd of the v2 cgroup directory, which is all clone3 needs."""
         try:
-            return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            return os.open(path, _DIRECTORY | os.O_CLOEXEC)
         except OSError as err:
             fallback = self._fallback(path, err)
             if fallback is None:
                 raise fail(UNIFIED, "open", path, err) from err
             self._unified = fallback
-            return _open(UNIFIED, fallback, "", os.O_PATH | os.O_DIRECTORY)
+            return _open(UNIFIED, fallback, "", _DIRECTORY)
 
     def _fallback(self, refused: str, err: OSError) -> str | None:
         """The init's current v2 cgroup, if it may stand in for ``refused``."""
@@ -103,14 +105,13 @@ class CgroupJoin:
         Returns ``(0, -1)`` in the child and ``(pid, pidfd)`` in the parent;
         the pidfd is the caller's to close.
         """
-        if self._unified_fd is not None and clone3.single_threaded():
-            try:
-                return clone3.fork_into_cgroup(self._unified_fd)
-            except OSError as err:
-                if err.errno not in clone3.UNSUPPORTED:
-                    return self._fork_into_fallback(err)
-            self._open_procs()
-        elif self._unified_fd is not None:
+        if self._unified_fd is not None:
+            if clone3.single_threaded():
+                try:
+                    return clone3.fork_into_cgroup(self._unified_fd)
+                except OSError as err:
+                    if err.errno not in clone3.UNSUPPORTED:
+                        return self._fork_into_fallback(err)
             self._open_procs()
         pid = os.fork()
         if pid == 0:
@@ -122,7 +123,7 @@ class CgroupJoin:
         fallback = self._fallback(self._unified, err)
         if fallback is None:
             raise _refusal(self._unified, err) from None
-        fd = _open(UNIFIED, fallback, "", os.O_PATH | os.O_DIRECTORY)
+        fd = _open(UNIFIED, fallback, "", _DIRECTORY)
         os.close(self._unified_fd)
         self._unified, self._unified_fd = fallback, fd
         try:
