@@ -38,6 +38,7 @@ from runpy_exec.linux import (  # noqa: F401 - imported for the children, see ab
     seccomp,
     syscalls,
 )
+from runpy_exec.linux.cgroups import joining
 from runpy_exec.plan import ProcessPlan
 from runpy_exec.requests import CreateRequest, GlobalOptions
 
@@ -204,14 +205,15 @@ def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessP
     os.chown(fifo, _host_id(linux.get("uidMappings")), _host_id(linux.get("gidMappings")))
     os.chmod(fifo, 0o622)
     namespaces = linux.get("namespaces") or []
-    cgroup_fds = cgroups.open_procs_fds(paths)
+    cgroup_join = joining.CgroupJoin(paths)
     fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
     joined = _open_joined_namespaces(namespaces)
     try:
-        first = os.fork()
+        first, first_pidfd = cgroup_join.fork()
         if first == 0:
-            _first_child(spec, plan, seccomp_filter, req, sync, cgroup_fds, fifo_fd, joined,
+            _first_child(spec, plan, seccomp_filter, req, sync, cgroup_join, fifo_fd, joined,
                          container.bundle, paths)
+        os.close(first_pidfd)
         sync.close_child_ends()
         _map_user_ids(first, spec, sync)
         init_pid = int(sync.read_line() or 0)
@@ -221,7 +223,8 @@ def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessP
         master_fd = sync.receive_master() if terminal else None
         sync.expect("rootfs", master_fd)
     finally:
-        for fd in [*cgroup_fds, fifo_fd, *(fd for _, fd in joined)]:
+        cgroup_join.close()
+        for fd in [fifo_fd, *(fd for _, fd in joined)]:
             os.close(fd)
     from runpy_exec.linux import proc
 
@@ -371,16 +374,15 @@ class _Channels:
 
 
 def _first_child(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any,
-                 req: CreateRequest, sync: _Channels, cgroup_fds: list[int], fifo_fd: int,
-                 joined: list[tuple[str, int]], bundle: str,
+                 req: CreateRequest, sync: _Channels, cgroup_join: joining.CgroupJoin,
+                 fifo_fd: int, joined: list[tuple[str, int]], bundle: str,
                  cgroup_paths: dict[str, str]) -> NoReturn:
     """Enter or create the namespaces, then fork the init into the new pid namespace."""
     sync.close_parent_ends()
     try:
         prctl.set_dumpable(0)  # CVE-2016-9962: no ptrace into us while we hold host fds
         prctl.set_pdeathsig(signal.SIGKILL)
-        for fd in cgroup_fds:
-            os.write(fd, b"0")
+        cgroup_join.join_in_child()
         wanted = {ns["type"] for ns in (spec.get("linux") or {}).get("namespaces") or []
                   if not ns.get("path")}
         joined_user = [(t, fd) for t, fd in joined if t == "user"]

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     # Imported where used: socket costs ~6 ms, and only a terminal exec needs it.
     import socket
 
+    from runpy_exec.linux.cgroups.joining import CgroupJoin
+
 EXEC_ERROR = 255
 TIMEOUT_STATUS = 124  # what coreutils' timeout(1) exits with; probes know it
 # Not forwarded: SIGCHLD is about pyrunc's own children, SIGWINCH resizes the
@@ -230,7 +232,8 @@ def _load_process_file(path: str) -> dict[str, Any]:
 
 def _launch(opts: GlobalOptions, req: ExecRequest) -> Launched:
     from runpy_exec import process_setup
-    from runpy_exec.linux import cgroups, namespaces
+    from runpy_exec.linux import namespaces
+    from runpy_exec.linux.cgroups import joining
 
     container = _load_running(opts, req)
     plan = _resolve_plan(opts, req, container)
@@ -240,7 +243,10 @@ def _launch(opts: GlobalOptions, req: ExecRequest) -> Launched:
     prepared = _Prepared(die_with_parent=req.detach)
     try:
         prepared.check_fds(req)
-        prepared.cgroup_fds = cgroups.open_procs_fds(_cgroup_paths(container, req))
+        # Without --cgroup, a v2 cgroup that takes no process gives way to the
+        # init's current one, as in runc 1.4; a cgroup the caller named does not.
+        prepared.cgroups = joining.CgroupJoin(
+            _cgroup_paths(container, req), None if req.cgroups else container.init_pid)
         prepared.namespaces = namespaces.open_namespaces(
             container.init_pid, sorted(container.namespace_paths))
         _check_still_running(container)
@@ -285,7 +291,8 @@ def _cgroup_paths(container: state.Container, req: ExecRequest) -> dict[str, str
             if controller not in container.cgroup_paths:
                 raise PyruncError(f"exec failed: --cgroup {value}: unknown controller "
                                   f"{controller}", EXEC_ERROR)
-        sub = cgroups.sub_paths(container.cgroup_paths, controllers, subpath)
+        sub = {c: os.path.normpath(p) for c, p in
+               cgroups.sub_paths(container.cgroup_paths, controllers, subpath).items()}
         for path in sub.values():
             if not os.path.isdir(path):
                 raise PyruncError(f"exec failed: --cgroup {value}: adding pid to cgroup: open "
@@ -299,7 +306,7 @@ class _Prepared:
     """Fds opened before fork; the parent closes all of them once the child has them."""
 
     def __init__(self, die_with_parent: bool) -> None:
-        self.cgroup_fds: list[int] = []
+        self.cgroups: CgroupJoin | None = None
         self.namespaces: list[tuple[str, int]] = []
         self.seccomp: Any = None
         self.console: socket.socket | None = None
@@ -338,11 +345,11 @@ class _Prepared:
         self.keep_fds = frozenset(keep | {t for t in targets if t > 2})
 
     def close(self) -> None:
-        for fd in self.cgroup_fds:
-            os.close(fd)
+        if self.cgroups is not None:
+            self.cgroups.close()
         for _, fd in self.namespaces:
             os.close(fd)
-        self.cgroup_fds, self.namespaces = [], []
+        self.namespaces = []
         if self.console is not None:
             self.console.close()
             self.console = None
@@ -381,13 +388,23 @@ def _fork_into_container(plan: ProcessPlan, prepared: _Prepared) -> Launched:
         from runpy_exec.linux.syscalls import CLONE_NEWPID, setns
 
         setns(pid_ns, CLONE_NEWPID)
+    assert prepared.cgroups is not None
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
-        pid = os.fork()
+        pid, pidfd = prepared.cgroups.fork()
         if pid == 0:
             _child(plan, prepared, error_w, pty_child, mask)
-        forwarder = SignalForwarder(os.pidfd_open(pid))
+        forwarder = SignalForwarder(pidfd)
         forwarder.install()
+    except BaseException as err:
+        for fd in (error_r, error_w):
+            os.close(fd)
+        for end in (pty_parent, pty_child):
+            if end is not None:
+                end.close()
+        if isinstance(err, PyruncError):  # the cgroup refused the process
+            raise PyruncError(f"exec failed: {err}", EXEC_ERROR) from None
+        raise
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     os.close(error_w)
@@ -435,9 +452,10 @@ def _child(plan: ProcessPlan, prepared: _Prepared, error_w: int, pty_child: Any,
         stage = "proc"
         proc_files = process_setup.open_proc_files(plan)
         stage = "cgroup"
-        from runpy_exec.linux import cgroups, namespaces
+        from runpy_exec.linux import namespaces
 
-        cgroups.join_with_fds(prepared.cgroup_fds)
+        assert prepared.cgroups is not None
+        prepared.cgroups.join_in_child()
         stage = "namespaces"
         namespaces.join([(kind, fd) for kind, fd in prepared.namespaces if kind != "pid"])
         stage = "console"

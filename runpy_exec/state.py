@@ -8,6 +8,7 @@ into one :class:`Container` so ``exec`` works on either runtime's containers.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -239,8 +240,14 @@ def status_of(container: Container) -> str:
         return "stopped"
     if os.path.exists(os.path.join(container.state_dir, EXEC_FIFO)):
         return "created"
-    if container.cgroup_paths and cgroups.freezer_state(container.cgroup_paths) == "FROZEN":
-        return "paused"
+    try:
+        if container.cgroup_paths and cgroups.freezer_state(container.cgroup_paths) == "FROZEN":
+            return "paused"
+    except cgroups.CgroupError as err:
+        # A container may move its init elsewhere and remove its own cgroup
+        # (runc#5089); runc then reads it as not frozen, and exec still works.
+        if err.errno != errno.ENOENT:
+            raise
     return "running"
 
 

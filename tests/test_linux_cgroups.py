@@ -135,28 +135,6 @@ def test_create_join_and_destroy(paths: dict[str, str]) -> None:
     cgroups.destroy(paths)  # a second removal finds nothing to do
 
 
-def test_child_joins_through_fds_opened_by_the_parent(paths: dict[str, str]) -> None:
-    cgroups.create(paths)
-    fds = cgroups.open_procs_fds(paths)
-    mounts = cgroups.mountpoints()
-
-    def join_as_an_unprivileged_user() -> None:
-        # The kernel judges the write by the fd opener's credentials, so a
-        # child that is no longer root can still join through the parent's fds.
-        os.setgroups([])
-        os.setgid(1000)
-        os.setuid(1000)
-        cgroups.join_with_fds(fds)
-        for controller, path in cgroups.own_cgroup_paths().items():
-            if controller in paths:
-                assert os.path.join(mounts[controller], path.lstrip("/")) == paths[controller]
-
-    child = Child(join_as_an_unprivileged_user)
-    for fd in fds:
-        os.close(fd)
-    child.finish()
-
-
 @needs_v1
 def test_memory_and_pids_limits_are_written_and_enforced(paths: dict[str, str]) -> None:
     cgroups.create(paths)

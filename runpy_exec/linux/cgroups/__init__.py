@@ -23,10 +23,8 @@ from runpy_exec.linux.cgroups.common import (
     freezer_state,
     is_unified,
     join,
-    join_with_fds,
     kill_all,
     mountpoints,
-    open_procs_fds,
     own_cgroup_paths,
     pids,
     resolve_paths,
@@ -36,9 +34,8 @@ from runpy_exec.linux.cgroups.common import (
 
 __all__ = [
     "UNIFIED", "V1_CONTROLLERS", "CgroupError", "apply_resources", "check_unused", "create",
-    "destroy", "freeze", "freezer_state", "is_unified", "join", "join_with_fds", "kill_all",
-    "mountpoints",
-    "open_procs_fds", "own_cgroup_paths", "pids", "resolve_paths", "sub_paths", "thaw",
+    "destroy", "freeze", "freezer_state", "is_unified", "join", "kill_all", "mountpoints",
+    "own_cgroup_paths", "pids", "resolve_paths", "sub_paths", "thaw",
 ]  # fmt: skip
 
 

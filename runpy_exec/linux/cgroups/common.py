@@ -17,7 +17,7 @@ import errno
 import os
 import posixpath
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from runpy_exec.errors import PyruncError
@@ -264,37 +264,6 @@ def join(paths: Mapping[str, str], pid: int) -> None:
     """Move ``pid`` (a host pid) and all its threads into every cgroup."""
     for controller, path in paths.items():
         write(controller, path, "cgroup.procs", str(pid))
-
-
-def open_procs_fds(paths: Mapping[str, str]) -> list[int]:
-    """Open each cgroup.procs for writing, so a forked child can join by itself.
-
-    The child writes "0" to each fd (see :func:`join_with_fds`); in v1 and
-    v2 alike, 0 means "the writing process".  That needs no pid, which the
-    child could not name from inside a new pid namespace anyway.  Since the
-    fix for CVE-2021-4197, the kernel checks a cgroup.procs write against the
-    opener's credentials, so the parent's fds keep working in a child that
-    has already dropped privileges.  The fds are O_CLOEXEC.
-    """
-    fds: list[int] = []
-    for controller, path in paths.items():
-        procs = os.path.join(path, "cgroup.procs")
-        try:
-            fds.append(os.open(procs, os.O_WRONLY | os.O_CLOEXEC))
-        except OSError as err:
-            for fd in fds:
-                os.close(fd)
-            raise fail(controller, "open", procs, err) from err
-    return fds
-
-
-def join_with_fds(fds: Iterable[int]) -> None:
-    """Move the calling process into the cgroups whose cgroup.procs fds are given."""
-    for fd in fds:
-        try:
-            os.write(fd, b"0")
-        except OSError as err:
-            raise OSError(err.errno, f"join cgroup: {err.strerror}") from err
 
 
 def sub_paths(paths: Mapping[str, str], controllers: Sequence[str], subpath: str) -> dict[str, str]:
