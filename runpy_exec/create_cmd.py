@@ -104,6 +104,7 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
     plan = _resolve_plan(opts, process, rootfs_dir)
     seccomp_filter = process_setup.prepare_seccomp(spec)
     console_socket = console.connect(req.console_socket) if req.console_socket else None
+    pidfd_sock = _connect_pidfd_socket(req.pidfd_socket, console_socket)
     state_dir = store.make_container_dir(opts.root, req.container_id)
     container = store.Container(
         id=req.container_id, state_dir=state_dir, bundle=bundle, rootfs=rootfs_dir,
@@ -127,6 +128,10 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
             console.send_fd(console_socket, master_fd)
             os.close(master_fd)
             master_fd = None
+        if pidfd_sock is not None:
+            from runpy_exec.linux import pidfd_socket
+
+            pidfd_socket.send(pidfd_sock, pidfd_socket.INIT, container.init_pid)
         if req.pid_file:
             store.write_pid_file(req.pid_file, container.init_pid)
     except BaseException:
@@ -134,9 +139,25 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
         raise
     finally:
         sync.close()
+        for sock in (console_socket, pidfd_sock):
+            if sock is not None:
+                sock.close()
+    return _Created(container=container, master_fd=master_fd)
+
+
+def _connect_pidfd_socket(path: str | None, console_socket: socket.socket | None,
+                          ) -> socket.socket | None:
+    """Connected up front (see --console-socket): a dead socket leaves nothing behind."""
+    if not path:
+        return None
+    from runpy_exec.linux import pidfd_socket
+
+    try:
+        return pidfd_socket.connect(path)
+    except PyruncError:
         if console_socket is not None:
             console_socket.close()
-    return _Created(container=container, master_fd=master_fd)
+        raise
 
 
 def _check_user_namespace(linux: dict[str, Any]) -> None:

@@ -133,6 +133,11 @@ class Mount:
         return self.options.flags
 
 
+def known_options() -> list[str]:
+    """Every mount option word pyrunc understands (what ``features`` advertises)."""
+    return sorted({*_FLAGS, *PROPAGATION, *_REC_ATTRS, "tmpcopyup"})
+
+
 def parse_mount_options(options: Iterable[str]) -> MountOptions:
     """Split options; whatever is not a known flag is filesystem data, in order."""
     flags = 0
