@@ -81,6 +81,12 @@ class _Command(TyperCommand):
         formatter.write(_command_help(self, ctx))
 
 
+class _FlagsAnywhere(_Command):
+    # urfave/cli moves flags ahead of the arguments for every command but
+    # exec: runc's tests (and scripts) write "update ID --memory 64M".
+    allow_interspersed_args = True
+
+
 class _Group(TyperGroup):
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         formatter.write(_group_help(self, ctx))
@@ -628,7 +634,7 @@ def _flag(help_text: str, hidden: bool = False) -> Any:
 
 @app.command(
     "update",
-    cls=_Command,
+    cls=_FlagsAnywhere,
     short_help="change a running container's resource limits",
     help="""\
 Change the cgroup limits of a running container, from the options below or
@@ -707,7 +713,7 @@ def update(
 
 @app.command(
     "events",
-    cls=_Command,
+    cls=_FlagsAnywhere,
     short_help="print a container's resource usage and OOM kills as JSON lines",
     help="""\
 Print the container's resource usage (cpu, memory, pids, blkio, hugetlb) as

@@ -171,7 +171,8 @@ def merge(old: Mapping[str, Any], r: Mapping[str, Any]) -> dict[str, Any]:
 
     Only what the update names changes.  A period or a quota given alone
     keeps the other; "memory -1" without a swap value makes swap unlimited
-    too; a pids limit of 0 becomes 1 (runc's mapping, as systemd refuses 0).
+    too; a pids limit of 0 becomes 1 (runc's mapping, as systemd refuses 0);
+    setting cpu.idle without shares forgets the shares.
     """
     merged = copy.deepcopy(dict(old))
     memory = dict(r.get("memory") or {})
@@ -179,6 +180,8 @@ def merge(old: Mapping[str, Any], r: Mapping[str, Any]) -> dict[str, Any]:
     block = r.get("blockIO") or {}
     if memory.get("limit") == -1 and memory.get("swap") is None:
         memory["swap"] = 0
+    if cpu.get("idle") is not None and cpu.get("shares") is None:
+        cpu["shares"] = 0  # the kernel refuses cpu.shares while cpu.idle is 1
     mem = merged.setdefault("memory", {})
     for name in ("limit", "reservation", "swap"):
         if memory.get(name) is not None:

@@ -114,11 +114,20 @@ def _v1_cpu(target: Target, c: Mapping[str, Any]) -> None:
             target.write("cpu", "cpu.cfs_period_us", period)
     if c.get("burst") is not None:
         target.write("cpu", "cpu.cfs_burst_us", c["burst"])
-    # The runtime can only be set within the period, so the period goes first.
+    # The runtime can only be set within the period, so the period goes first,
+    # unless the new period is shorter than the current runtime (EINVAL).
+    runtime = c.get("realtimeRuntime")
     if c.get("realtimePeriod"):
-        target.write("cpu", "cpu.rt_period_us", c["realtimePeriod"])
-    if c.get("realtimeRuntime"):
-        target.write("cpu", "cpu.rt_runtime_us", c["realtimeRuntime"])
+        try:
+            target.write("cpu", "cpu.rt_period_us", c["realtimePeriod"])
+        except CgroupError as err:
+            if not runtime or err.errno != errno.EINVAL:
+                raise
+            target.write("cpu", "cpu.rt_runtime_us", runtime)
+            target.write("cpu", "cpu.rt_period_us", c["realtimePeriod"])
+            runtime = None
+    if runtime:
+        target.write("cpu", "cpu.rt_runtime_us", runtime)
     if c.get("idle") is not None:
         target.write("cpu", "cpu.idle", c["idle"])
     if c.get("cpus"):
