@@ -153,7 +153,12 @@ def parse_mount_options(options: Iterable[str]) -> MountOptions:
             propagation.append(PROPAGATION[option])
         elif option in _REC_ATTRS:
             clear, attr = _REC_ATTRS[option]
-            if clear:
+            if clear and attr & MOUNT_ATTR__ATIME == attr:
+                # Leaving an atime mode means the kernel's default (relatime):
+                # mount_setattr(2) takes atime changes only as the whole field.
+                attr_set &= ~MOUNT_ATTR__ATIME
+                attr_clr |= MOUNT_ATTR__ATIME
+            elif clear:
                 attr_clr |= attr
             else:
                 attr_set |= attr
