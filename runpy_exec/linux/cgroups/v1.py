@@ -57,7 +57,11 @@ def _v1_devices(target: Target, rules: Sequence[Mapping[str, Any]]) -> None:
     the cgroup has sub-cgroups, so this suits a new container's cgroup.
     """
     target.write("devices", "devices.deny", "a")
+    allowed_any = False
     for rule in rules:
+        if not rule.get("allow") and not allowed_any:
+            continue  # nothing is allowed yet: a deny changes nothing (runc skips it too)
+        allowed_any = True
         name = "devices.allow" if rule.get("allow") else "devices.deny"
         target.write("devices", name, _v1_device_rule(rule))
 
