@@ -83,11 +83,11 @@ def run(opts: GlobalOptions, req: CreateRequest, detach: bool, keep: bool) -> in
 def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created:
     from runpy_exec import validate
 
-    if opts.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
-        raise PyruncError("--systemd-cgroup: systemd is not running on this host")
     store.validate_id(req.container_id)
     bundle = os.path.abspath(req.bundle)
     spec = validate.load_spec_fast(os.path.join(bundle, "config.json"))
+    if opts.systemd_cgroup:
+        _check_systemd(spec)
     process = spec.get("process")
     if not process:
         raise PyruncError("config.json: process: field required")
@@ -143,6 +143,17 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
             if sock is not None:
                 sock.close()
     return _Created(container=container, master_fd=master_fd)
+
+
+def _check_systemd(spec: dict[str, Any]) -> None:
+    """A malformed "slice:prefix:name" or a host without systemd fails before anything."""
+    from runpy_exec import systemd_path
+
+    cgroups_path = (spec.get("linux") or {}).get("cgroupsPath")
+    if cgroups_path:
+        systemd_path.parse(cgroups_path)
+    if not os.path.isdir("/run/systemd/system"):
+        raise PyruncError("--systemd-cgroup: systemd is not running on this host")
 
 
 def _connect_pidfd_socket(path: str | None, console_socket: socket.socket | None,
