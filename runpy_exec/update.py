@@ -281,7 +281,9 @@ def _snapshot(paths: Mapping[str, str], new: Mapping[str, Any]) -> list[tuple[st
     from runpy_exec.linux import cgroups
 
     if cgroups.is_unified(paths):
-        files = [("", name) for name in (*_V2_FILES, *(new.get("unified") or {}))]
+        unified = [name for name in new.get("unified") or {}
+                   if "/" not in name and name not in (".", "..")]  # v2.apply refuses others
+        files = [("", name) for name in (*_V2_FILES, *unified)]
     else:
         files = [(c, name) for c, names in _V1_FILES.items() if c in paths for name in names]
     saved = []
