@@ -84,8 +84,11 @@ def test_update_flags_reach_the_cgroup_and_the_process_inside(pyrunc: Runtime,
     assert memory_limit(paths) == str(64 * MiB)
     assert pids_max(paths) == "30"
     assert cpu_quota(paths) == ("300000 1000000")
-    inside = "memory.max" if _unified(paths) else "memory/memory.limit_in_bytes"
-    seen = pyrunc("exec", limited, "cat", f"/sys/fs/cgroup/{inside}", check=True).stdout
+    # v1: the container's memory cgroup is mounted at /sys/fs/cgroup/memory;
+    # v2 without a cgroup namespace shows the whole tree: go to our own cgroup.
+    inside = ('"/sys/fs/cgroup$(sed -n "s/^0:://p" /proc/self/cgroup)/memory.max"'
+              if _unified(paths) else "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+    seen = pyrunc("exec", limited, "sh", "-c", f"cat {inside}", check=True).stdout
     assert seen.strip() == str(64 * MiB)
     recorded = _recorded(pyrunc, limited)
     assert recorded["memory"] == {"limit": 64 * MiB, "reservation": 48 * MiB}
