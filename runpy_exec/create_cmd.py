@@ -84,11 +84,11 @@ def run(opts: GlobalOptions, req: CreateRequest, detach: bool, keep: bool) -> in
 def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created:
     from runpy_exec import validate
 
-    if opts.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
-        raise PyruncError("--systemd-cgroup: systemd is not running on this host")
     store.validate_id(req.container_id)
     bundle = os.path.abspath(req.bundle)
     spec = validate.load_spec_fast(os.path.join(bundle, "config.json"))
+    if opts.systemd_cgroup:
+        _check_systemd(spec)
     process = spec.get("process")
     if not process:
         raise PyruncError("config.json: process: field required")
@@ -105,6 +105,7 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
     plan = _resolve_plan(opts, process, rootfs_dir)
     seccomp_filter = process_setup.prepare_seccomp(spec)
     console_socket = console.connect(req.console_socket) if req.console_socket else None
+    pidfd_sock = _connect_pidfd_socket(req.pidfd_socket, console_socket)
     state_dir = store.make_container_dir(opts.root, req.container_id)
     container = store.Container(
         id=req.container_id, state_dir=state_dir, bundle=bundle, rootfs=rootfs_dir,
@@ -128,6 +129,10 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
             console.send_fd(console_socket, master_fd)
             os.close(master_fd)
             master_fd = None
+        if pidfd_sock is not None:
+            from runpy_exec.linux import pidfd_socket
+
+            pidfd_socket.send(pidfd_sock, pidfd_socket.INIT, container.init_pid)
         if req.pid_file:
             store.write_pid_file(req.pid_file, container.init_pid)
     except BaseException:
@@ -135,9 +140,36 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
         raise
     finally:
         sync.close()
+        for sock in (console_socket, pidfd_sock):
+            if sock is not None:
+                sock.close()
+    return _Created(container=container, master_fd=master_fd)
+
+
+def _check_systemd(spec: dict[str, Any]) -> None:
+    """A malformed "slice:prefix:name" or a host without systemd fails before anything."""
+    from runpy_exec import systemd_path
+
+    cgroups_path = (spec.get("linux") or {}).get("cgroupsPath")
+    if cgroups_path:
+        systemd_path.parse(cgroups_path)
+    if not os.path.isdir("/run/systemd/system"):
+        raise PyruncError("--systemd-cgroup: systemd is not running on this host")
+
+
+def _connect_pidfd_socket(path: str | None, console_socket: socket.socket | None,
+                          ) -> socket.socket | None:
+    """Connected up front (see --console-socket): a dead socket leaves nothing behind."""
+    if not path:
+        return None
+    from runpy_exec.linux import pidfd_socket
+
+    try:
+        return pidfd_socket.connect(path)
+    except PyruncError:
         if console_socket is not None:
             console_socket.close()
-    return _Created(container=container, master_fd=master_fd)
+        raise
 
 
 def _check_user_namespace(linux: dict[str, Any]) -> None:

@@ -256,6 +256,10 @@ def _launch(opts: GlobalOptions, req: ExecRequest) -> Launched:
 
             # Connected before anything starts: a dead socket leaves no process.
             prepared.console = console.connect(req.console_socket)
+        if req.pidfd_socket:
+            from runpy_exec.linux import pidfd_socket
+
+            prepared.pidfd_socket = pidfd_socket.connect(req.pidfd_socket)
         return _fork_into_container(plan, prepared)
     finally:
         prepared.close()
@@ -310,6 +314,7 @@ class _Prepared:
         self.namespaces: list[tuple[str, int]] = []
         self.seccomp: Any = None
         self.console: socket.socket | None = None
+        self.pidfd_socket: socket.socket | None = None
         self.fd_moves: list[tuple[int, int]] = []
         self.keep_fds: frozenset[int] = frozenset()
         self.exec_fd: int | None = None
@@ -353,6 +358,9 @@ class _Prepared:
         if self.console is not None:
             self.console.close()
             self.console = None
+        if self.pidfd_socket is not None:
+            self.pidfd_socket.close()
+            self.pidfd_socket = None
 
 
 def _callers_fd(fd: int) -> bool:
@@ -431,6 +439,14 @@ def _fork_into_container(plan: ProcessPlan, prepared: _Prepared) -> Launched:
             raise PyruncError(str(err), EXEC_ERROR) from None
         os.close(master_fd)
         launched.master_fd = None
+    if prepared.pidfd_socket is not None:
+        from runpy_exec.linux import pidfd_socket
+
+        try:
+            pidfd_socket.send(prepared.pidfd_socket, pidfd_socket.EXEC, pid)
+        except PyruncError as err:
+            _abandon(launched)
+            raise PyruncError(str(err), EXEC_ERROR) from None
     return launched
 
 

@@ -35,6 +35,7 @@ GLOBAL_FLAGS: Table = {
 
 EXEC_FLAGS: Table = {
     "--console-socket": ("console_socket", VALUE),
+    "--pidfd-socket": ("pidfd_socket", VALUE),
     "--cwd": ("cwd", VALUE),
     "--env": ("env", MULTI),
     "-e": ("env", MULTI),
