@@ -17,6 +17,7 @@ from __future__ import annotations
 # /root holding the interpreter, say), and an import there would fail.
 import contextlib
 import datetime
+import fcntl
 import json
 import os
 import signal
@@ -455,21 +456,24 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
     except BaseException as err:  # noqa: BLE001 - report, never return into the parent
         process_setup.report_and_exit(sync.err_w, stage, err)
     # From "ready" on, create has returned and nobody reads the error pipe:
-    # failures are told on the process's stderr.
+    # `start` reads the exec fifo instead, until execve closes it.
     try:
         # Reopen the fifo through our own fd: the host path is gone after
         # pivot_root.  The open blocks until `start` opens the other end.
-        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
-        os.write(fd, b"0")
-        os.close(fd)
+        opened = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        # Above the preserved fds, or it would be kept open into the process.
+        report_fd = fcntl.fcntl(opened, fcntl.F_DUPFD_CLOEXEC, 3 + req.preserve_fds)
+        os.close(opened)
         os.close(fifo_fd)
-        hooks.run_spec_hooks(spec, "startContainer", {**created_state, "status": "running"},
-                             fatal=True)
+        os.write(report_fd, b"0")
     except BaseException as err:  # noqa: BLE001 - the process must not start after this
         os.write(2, f"pyrunc: container init: {describe(err)}\n".encode())
         os._exit(255)
-    # From here on nobody reads the error pipe: report on the process's stderr.
-    setup = process_setup.ChildSetup(plan=plan, error_fd=2, seccomp_filter=seccomp_filter,
-                                     keep_fds=frozenset(range(3, 3 + req.preserve_fds)),
-                                     plain_errors=True)
+    try:
+        hooks.run_spec_hooks(spec, "startContainer", {**created_state, "status": "running"},
+                             fatal=True)
+    except BaseException as err:  # noqa: BLE001 - the process must not start after this
+        process_setup.report_and_exit(report_fd, "startContainer hook", err)
+    setup = process_setup.ChildSetup(plan=plan, error_fd=report_fd, seccomp_filter=seccomp_filter,
+                                     keep_fds=frozenset(range(3, 3 + req.preserve_fds)))
     process_setup.setup_and_exec(setup)

@@ -151,10 +151,25 @@ def _release_init(container: store.Container) -> None:
                 break
         else:
             raise PyruncError("container init exited before it could be started")
+        os.unlink(fifo)
+        _expect_exec(fd)
     finally:
         os.close(pidfd)
         os.close(fd)
-    os.unlink(fifo)
+
+
+def _expect_exec(fd: int) -> None:
+    """Read the rest of the fifo: end of file when the process's execve closed
+    the init's end, an error record when its setup or execve failed."""
+    from runpy_exec import process_setup
+
+    os.set_blocking(fd, True)
+    report = bytearray()
+    while chunk := os.read(fd, 4096):
+        report += chunk
+    if report:
+        err = process_setup.decode_error(bytes(report))
+        raise PyruncError(f"starting the container process: {err.stage}: {err}")
 
 
 def delete(opts: GlobalOptions, container_id: str, force: bool) -> None:

@@ -67,7 +67,6 @@ class ChildSetup(NamedTuple):
     keep_fds: frozenset[int] = frozenset()  # fds >= 3 that survive into the process
     exec_fd: int | None = None  # execute the file open on this fd (fexecve)
     verify_cwd_inside: bool = True
-    plain_errors: bool = False  # after `start` nobody reads the pipe: say it on stderr
     proc_files: ProcFiles | None = None  # None: open them where the child stands
     # Set for a detached exec: our parent's pid as we saw it right after fork.
     # The process then dies with its waiter (see _die_with_parent).
@@ -187,15 +186,51 @@ def _close_other_fds(keep: frozenset[int]) -> None:
     process (or is reachable through /proc/self/fd while we sit in its
     namespaces) lets it walk the host filesystem.  Marking them CLOEXEC rather
     than closing keeps the error pipe usable until execve.
+
+    close_range(CLOSE_RANGE_CLOEXEC) does it in one call where the kernel
+    has it (5.11); elsewhere, or when something refuses it, each open fd is
+    marked with fcntl.
     """
+    ranges = []
     start = 3
     for fd in sorted(keep):
         if fd >= start:
             if fd > start:
-                syscalls.close_range(start, fd - 1, syscalls.CLOSE_RANGE_CLOEXEC)
-            os.set_inheritable(fd, True)
+                ranges.append((start, fd - 1))
             start = fd + 1
-    syscalls.close_range(start, 0xFFFFFFFF, syscalls.CLOSE_RANGE_CLOEXEC)
+    ranges.append((start, 0xFFFFFFFF))
+    for fd in keep:
+        if fd >= 3:
+            os.set_inheritable(fd, True)
+    try:
+        for first, last in ranges:
+            syscalls.close_range(first, last, syscalls.CLOSE_RANGE_CLOEXEC)
+    except OSError as err:
+        if err.errno not in (errno.ENOSYS, errno.EPERM, errno.EINVAL, errno.EACCES):
+            raise
+        for fd in _open_fds():
+            if fd >= 3 and fd not in keep:
+                _set_cloexec(fd)
+
+
+def _open_fds() -> list[int]:
+    """The fds open in this process: /proc/self/fd when it can be read, else
+    every number below the fd limit (slow, but never misses one)."""
+    try:
+        return [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return list(range(resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+
+
+def _set_cloexec(fd: int) -> None:
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+    except OSError as err:
+        if err.errno == errno.EBADF:
+            return  # not open, or the listing's own fd, closed since
+        raise
+    if not flags & fcntl.FD_CLOEXEC:
+        fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
 
 
 def apply_rlimits(plan: ProcessPlan) -> None:
@@ -377,9 +412,10 @@ def _die_with_parent(parent_seen_as: int) -> None:
 def setup_and_exec(setup: ChildSetup) -> NoReturn:
     """Become the container process described by ``setup.plan``; never returns.
 
-    Order (runc's): limits and scores while still root; no_new_privs; seccomp
-    early only without no_new_privs (loading needs CAP_SYS_ADMIN then); fds;
-    stdio ownership; cwd while still root when allowed; bounding set, user
+    Order (runc's): limits and scores while still root; fds (before any
+    filter: close_range may be denied by a profile older than it);
+    no_new_privs; seccomp early only without no_new_privs (loading needs
+    CAP_SYS_ADMIN then); stdio ownership; cwd while still root when allowed; bounding set, user
     and groups; cwd again as the user if root was refused; the other
     capability sets; seccomp last with no_new_privs so the filter need not
     allow the setup syscalls; execve.
@@ -398,10 +434,9 @@ def setup_and_exec(setup: ChildSetup) -> NoReturn:
         if files.lsm_exec is not None:
             lsm_fd = files.lsm_exec
             _step("lsm", lambda: _apply_lsm_label(plan, lsm_fd))
-        if plan.no_new_privileges:
-            _step("no_new_privs", lambda: prctl.set_no_new_privs(1))
-        if setup.seccomp_filter is not None and not plan.no_new_privileges:
-            _step("seccomp", lambda: _load_seccomp(setup))
+        # fds before any filter: close_range is newer than many profiles
+        # (older Docker default profiles deny it), and nothing after the filter
+        # may depend on a syscall the profile can deny.
         floor = max([2, *(dst for _, dst in setup.fd_moves), *setup.keep_fds]) + 1
         exec_fd = setup.exec_fd
         if exec_fd is not None:
@@ -409,6 +444,10 @@ def setup_and_exec(setup: ChildSetup) -> NoReturn:
             exec_fd = _step("fds", lambda: _dup_above(source, floor))
         _step("fds", lambda: _move_fds(setup.fd_moves, floor))
         _step("fds", lambda: _close_other_fds(setup.keep_fds))
+        if plan.no_new_privileges:
+            _step("no_new_privs", lambda: prctl.set_no_new_privs(1))
+        if setup.seccomp_filter is not None and not plan.no_new_privileges:
+            _step("seccomp", lambda: _load_seccomp(setup))
         _step("stdio", lambda: _own_stdio(plan.uid))
         entered = _step("cwd", lambda: _enter_cwd_early(plan.cwd, setup.verify_cwd_inside))
         _step("user", lambda: _change_user(plan))
@@ -431,10 +470,7 @@ def setup_and_exec(setup: ChildSetup) -> NoReturn:
         _step("exec", lambda: _exec(plan, program))
     except ChildError as err:
         try:
-            if setup.plain_errors:
-                os.write(setup.error_fd, f"pyrunc: {err.stage}: {err}\n".encode())
-            else:
-                os.write(setup.error_fd, encode_error(err.stage, err.errno, str(err)))
+            os.write(setup.error_fd, encode_error(err.stage, err.errno, str(err)))
         finally:
             os._exit(255)
     except BaseException as err:  # noqa: BLE001 - never fall back into the parent's code

@@ -61,6 +61,12 @@ _FLAGS = {
 
 _MAX_ARGS = 6
 
+# Syscall numbers this module looks at for the ENOSYS rules; every Linux
+# architecture's table ends well below it.
+_SYSCALL_NUMBER_CEILING = 1024
+# Default actions that let unknown syscalls through: no ENOSYS rules then.
+_PERMISSIVE_ACTIONS = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")
+
 
 @dataclass
 class Filter:
@@ -146,6 +152,52 @@ def _add_rules(flt: pyseccomp.SyscallFilter, default: int, rule: dict[str, Any])
     return action_name == "SCMP_ACT_NOTIFY"
 
 
+def _wants_enosys(profile: dict[str, Any]) -> bool:
+    """Whether syscalls newer than the profile should fail with ENOSYS, as runc arranges:
+    not when the default already lets them through or already says ENOSYS."""
+    if profile.get("defaultAction") in _PERMISSIVE_ACTIONS:
+        return False
+    return profile.get("defaultErrnoRet") != errno.ENOSYS
+
+
+def _add_enosys_rules(flt: pyseccomp.SyscallFilter, profile: dict[str, Any]) -> None:
+    """Make every syscall newer than the newest one the profile names fail with ENOSYS.
+
+    A profile written before a syscall existed (Docker's before close_range,
+    clone3 or faccessat2) denies it with its default errno, usually EPERM;
+    programs and libcs that probe a new syscall fall back to the old one
+    only on ENOSYS, "not implemented", so under such a profile they would
+    fail where the kernel lacking the syscall would have let them work.
+    runc prepends a BPF stub for this; here the same cut-off becomes
+    ordinary libseccomp rules: on the native architecture, every syscall
+    libseccomp knows whose number is above the largest number named in the
+    profile gets ERRNO(ENOSYS) (libseccomp carries each rule over to the
+    profile's other architectures by name).  Syscalls newer than libseccomp
+    itself cannot be named here and keep the default action.
+    """
+    import pyseccomp
+
+    native = pyseccomp.Arch.NATIVE
+    newest = -1
+    for rule in profile.get("syscalls") or []:
+        for name in rule.get("names") or []:
+            number = pyseccomp.resolve_syscall(native, name)
+            newest = max(newest, number)
+    if newest < 0:
+        return  # nothing named: no notion of "newer than the profile"
+    action = pyseccomp.ERRNO(errno.ENOSYS)
+    for number in range(newest + 1, _SYSCALL_NUMBER_CEILING):
+        try:
+            pyseccomp.resolve_syscall(native, number)
+        except ValueError:
+            continue  # a hole in the table, or beyond libseccomp's knowledge
+        try:
+            flt.add_rule(action, number)
+        except OSError as err:
+            raise PyruncError(f"seccomp: add ENOSYS rule for syscall {number}: "
+                              f"{err.strerror}") from err
+
+
 def prepare(profile: dict[str, Any]) -> Filter:
     """Compile an OCI seccomp profile (the ``linux.seccomp`` object) into a filter.
 
@@ -178,6 +230,8 @@ def prepare(profile: dict[str, Any]) -> Filter:
     notify = False
     for rule in profile.get("syscalls") or []:
         notify |= _add_rules(flt, default, rule)
+    if _wants_enosys(profile):
+        _add_enosys_rules(flt, profile)
     listener = profile.get("listenerPath") or ""
     if notify and not listener:
         raise PyruncError("seccomp: SCMP_ACT_NOTIFY needs listenerPath, which is not set")

@@ -1,0 +1,89 @@
+"""Configs and environments that broke pyrunc where runc works (issue 10), on real containers."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Runtime, edit_config, running
+from tests.old_profiles import docker_2019_profile
+
+pytestmark = pytest.mark.root
+
+
+def new_id() -> str:
+    return f"h{uuid.uuid4().hex[:10]}"
+
+
+def create(pyrunc: Runtime, bundle: Path, container_id: str, out: Path) -> None:
+    """create with the container's stdio on a file (a pipe would stay open in the init)."""
+    with out.open("w") as stdout:
+        created = subprocess.run([pyrunc.binary, "--root", str(pyrunc.root), "create",
+                                  "--bundle", str(bundle), container_id],
+                                 stdin=subprocess.DEVNULL, stdout=stdout,
+                                 stderr=subprocess.STDOUT, timeout=60)
+    assert created.returncode == 0, out.read_text()
+
+
+def with_old_docker_profile(config: dict[str, Any]) -> None:
+    config["process"]["noNewPrivileges"] = False
+    config["linux"]["seccomp"] = docker_2019_profile()
+
+
+def test_old_docker_profile_without_close_range_runs_the_process(
+        pyrunc: Runtime, bundle: Path, tmp_path: Path) -> None:
+    """create + start under a profile that predates close_range: the process runs,
+    and start says so with 0."""
+    def change(config: dict[str, Any]) -> None:
+        with_old_docker_profile(config)
+        config["process"]["args"] = ["sh", "-c", "echo ran as $(id -u)"]
+
+    edit_config(bundle, change)
+    container_id = new_id()
+    out = tmp_path / "out"
+    create(pyrunc, bundle, container_id, out)
+    try:
+        started = pyrunc("start", container_id)
+        assert started.returncode == 0, started.stderr
+        for _ in range(100):
+            if pyrunc.state(container_id)["status"] == "stopped":
+                break
+            subprocess.run(["sleep", "0.1"], check=True)
+        assert out.read_text() == "ran as 0\n"
+    finally:
+        pyrunc("delete", "--force", container_id)
+
+
+def test_old_docker_profile_exec(pyrunc: Runtime, bundle: Path) -> None:
+    """exec shares the setup path: same profile, same result as runc."""
+    edit_config(bundle, with_old_docker_profile)
+    with running(pyrunc, bundle) as container_id:
+        result = pyrunc("exec", container_id, "sh", "-c", "echo exec ran")
+        assert (result.returncode, result.stdout) == (0, "exec ran\n"), result.stderr
+
+
+def test_start_fails_when_the_process_cannot_exec(pyrunc: Runtime, bundle: Path,
+                                                  tmp_path: Path) -> None:
+    """A process whose execve fails after create (here: the profile denies execve)
+    makes start fail with the reason, not exit 0 while nothing runs."""
+    def change(config: dict[str, Any]) -> None:
+        config["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["execve", "execveat"], "action": "SCMP_ACT_ERRNO",
+                          "errnoRet": 13}]}
+
+    edit_config(bundle, change)
+    container_id = new_id()
+    create(pyrunc, bundle, container_id, tmp_path / "out")
+    try:
+        started = pyrunc("start", container_id)
+        assert started.returncode != 0
+        assert "exec" in started.stderr and "permission denied" in started.stderr
+        assert len(started.stderr.strip().splitlines()) == 1
+        assert pyrunc.state(container_id)["status"] == "stopped"
+    finally:
+        pyrunc("delete", "--force", container_id)
