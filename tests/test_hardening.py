@@ -87,3 +87,20 @@ def test_start_fails_when_the_process_cannot_exec(pyrunc: Runtime, bundle: Path,
         assert pyrunc.state(container_id)["status"] == "stopped"
     finally:
         pyrunc("delete", "--force", container_id)
+
+
+def test_user_without_gid_runs_as_runc_runs_it(pyrunc: Runtime, runc: Runtime,
+                                               bundle: Path) -> None:
+    """runc v1.2.0's capabilities.bats sets ``.process.user = {"uid": 0}``: gid is 0."""
+    def change(config: dict[str, Any]) -> None:
+        config["process"]["user"] = {"uid": 0}
+        config["process"]["args"] = ["id"]
+
+    edit_config(bundle, change)
+    outputs = []
+    for runtime in (pyrunc, runc):
+        result = runtime("run", "--bundle", str(bundle), new_id(), stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
+    assert outputs[0].startswith("uid=0(root) gid=0(root)")
