@@ -230,7 +230,10 @@ RUNC_PROCESS: dict[str, Any] = {
             {**RUNC_PROCESS, "user": {"uid": "0", "gid": 0}},
             "user.uid: Input should be a valid integer",
         ),
-        ({**RUNC_PROCESS, "user": {"gid": -1}}, "user.gid: Input should be greater than or equal to 0"),
+        (
+            {**RUNC_PROCESS, "user": {"gid": -1}},
+            "user.gid: Input should be greater than or equal to 0",
+        ),
         (
             {**RUNC_PROCESS, "user": {"uid": 0, "gid": 0, "additionalGids": [1, -1]}},
             "user.additionalGids[1]: Input should be greater than or equal to 0",
