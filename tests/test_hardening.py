@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -104,3 +105,47 @@ def test_user_without_gid_runs_as_runc_runs_it(pyrunc: Runtime, runc: Runtime,
         outputs.append(result.stdout)
     assert outputs[0] == outputs[1]
     assert outputs[0].startswith("uid=0(root) gid=0(root)")
+
+
+def full_listener(path: Path) -> tuple[socket.socket, list[socket.socket]]:
+    """A listening socket that never accepts, with its backlog filled."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(0)
+    pending = []
+    while True:
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        try:
+            client.connect(str(path))
+        except BlockingIOError:
+            client.close()
+            return listener, pending
+        pending.append(client)
+
+
+@pytest.mark.parametrize("command", ["exec", "create"])
+def test_console_socket_with_a_full_backlog_fails_at_once(
+        pyrunc: Runtime, bundle: Path, tmp_path: Path, command: str) -> None:
+    """runc fails with EAGAIN; pyrunc used to block in connect() for good."""
+    path = tmp_path / "console.sock"
+    listener, pending = full_listener(path)
+    try:
+        if command == "exec":
+            with running(pyrunc, bundle) as container_id:
+                result = pyrunc("exec", "-t", "-d", "--console-socket", str(path),
+                                container_id, "true", timeout=20, stdin=subprocess.DEVNULL)
+                # nothing was started: the container holds its init and this ps alone
+                assert len(pyrunc("exec", container_id, "ps").stdout.splitlines()) == 3
+        else:
+            edit_config(bundle, lambda config: config["process"].update(terminal=True))
+            container_id = new_id()
+            result = pyrunc("create", "--bundle", str(bundle), "--console-socket", str(path),
+                            container_id, timeout=20, stdin=subprocess.DEVNULL)
+            assert pyrunc("state", container_id).returncode != 0
+    finally:
+        for client in pending:
+            client.close()
+        listener.close()
+    assert result.returncode != 0
+    assert result.stderr == (f"console socket {path}: resource temporarily unavailable "
+                             "(its listen backlog is full: nobody accepts)\n")
