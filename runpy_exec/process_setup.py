@@ -34,6 +34,9 @@ _ERROR_SEPARATOR = b"\0"
 # execve, so the process would never see a broken pipe or a file size limit.
 _PYTHON_IGNORED = (signal.SIGPIPE, signal.SIGXFSZ)
 _TIOCSCTTY = 0x540E
+# A CPU mask that names every CPU the kernel may have (it ignores numbers past
+# its own count); computed here, before fork, while /sys is the host's.
+_EVERY_CPU = frozenset(range(max(1024, os.cpu_count() or 1)))
 
 _made_terminal = False  # set by become_terminal_owner: stdio is a pty this process opened
 
@@ -267,8 +270,11 @@ def _apply_scheduling(plan: ProcessPlan) -> None:
             os.setpriority(os.PRIO_PROCESS, 0, sched.nice)
     if plan.io_priority is not None:
         syscalls.ioprio_set(plan.io_priority.ioprio_class, plan.io_priority.priority)
-    if plan.cpu_affinity_initial:
-        os.sched_setaffinity(0, plan.cpu_affinity_initial)
+    # runc#4814: without this the process keeps the CPU mask of whoever ran
+    # pyrunc (an engine pinned to one CPU pins every container process).
+    # Asking for every CPU gets the container cgroup's cpuset: the kernel
+    # intersects the request with it.  We are in that cgroup by now.
+    os.sched_setaffinity(0, plan.cpu_affinity_initial or _EVERY_CPU)
 
 
 def _own_stdio(uid: int) -> None:

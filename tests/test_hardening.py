@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import uuid
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from runpy_exec.linux.proc import status_field
 from tests.conftest import Runtime, edit_config, running
 from tests.old_profiles import docker_2019_profile
 
@@ -149,3 +151,41 @@ def test_console_socket_with_a_full_backlog_fails_at_once(
     assert result.returncode != 0
     assert result.stderr == (f"console socket {path}: resource temporarily unavailable "
                              "(its listen backlog is full: nobody accepts)\n")
+
+
+def pinned_to_cpu0() -> None:
+    os.sched_setaffinity(0, {0})
+
+
+def cpus_allowed(pid: int) -> str | None:
+    return status_field(pid, "Cpus_allowed_list")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+@pytest.mark.parametrize("cpuset", [None, "1"])
+def test_processes_do_not_inherit_the_callers_cpu_mask(
+        pyrunc: Runtime, bundle: Path, tmp_path: Path, cpuset: str | None) -> None:
+    """runc#4814: a caller pinned to CPU 0 starts the init and an exec'd process;
+    both get the container's CPUs (all of the test's, or its cpuset), not CPU 0."""
+    expected = cpuset or cpus_allowed(os.getpid())
+    if cpuset:
+        edit_config(bundle, lambda config: config["linux"].setdefault("resources", {})
+                    .setdefault("cpu", {}).update(cpus=cpuset))
+    container_id = new_id()
+    pid_file = tmp_path / "exec.pid"
+    try:
+        for args in (["run", "-d", "--bundle", str(bundle), container_id],
+                     ["exec", "-d", "--pid-file", str(pid_file), container_id, "sleep", "60"]):
+            result = subprocess.run([pyrunc.binary, "--root", str(pyrunc.root), *args],
+                                    preexec_fn=pinned_to_cpu0, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    timeout=60)
+            assert result.returncode == 0
+        init = pyrunc.state(container_id)["pid"]
+        assert cpus_allowed(init) == expected
+        # --pid-file names the waiter (runsc's way); the process is its child.
+        waiter = int(pid_file.read_text())
+        process = int(Path(f"/proc/{waiter}/task/{waiter}/children").read_text().split()[0])
+        assert cpus_allowed(process) == expected
+    finally:
+        pyrunc("delete", "--force", container_id)
