@@ -35,6 +35,7 @@ from runpy_exec.linux import (  # noqa: F401 - imported for the children, see ab
     capabilities,
     console,
     namespaces,
+    procfs,
     rootfs,
     seccomp,
     syscalls,
@@ -429,10 +430,13 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
             # runc's order: the console exists before the read-only remounts.
             if sync.pty_child is not None:
                 process_setup.become_terminal_owner(plan.console_size, sync.pty_child)
-                rootfs.mount_console(os.ttyname(0))
+                rootfs.mount_console(0)
 
+        # CVE-2025-52881: /proc writes go through a procfs of our own, opened
+        # before the container's filesystem exists.
+        proc_root = procfs.open_private()
         rootfs.prepare_rootfs(spec, bundle, req.no_pivot, cgroup_paths=cgroup_paths,
-                              after_pivot=open_console)
+                              after_pivot=open_console, proc_root=proc_root)
         os.write(sync.up_w, b"rootfs\n")
         stage = "createContainer hook"
         go = _read_line(sync.down_r)
@@ -446,8 +450,10 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
         process_setup.apply_rlimits(plan)
         if plan.oom_score_adj is not None:
             stage = "oom_score_adj"
-            with open("/proc/self/oom_score_adj", "w") as score:
-                score.write(str(plan.oom_score_adj))
+            procfs.write_file(proc_root, "self/oom_score_adj", str(plan.oom_score_adj))
+        stage = "proc"
+        proc_files = process_setup.open_proc_files(plan, proc_root)
+        os.close(proc_root)
         try:
             process_setup.find_program(plan)
         except process_setup.ChildError as err:
@@ -475,5 +481,6 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
     except BaseException as err:  # noqa: BLE001 - the process must not start after this
         process_setup.report_and_exit(report_fd, "startContainer hook", err)
     setup = process_setup.ChildSetup(plan=plan, error_fd=report_fd, seccomp_filter=seccomp_filter,
-                                     keep_fds=frozenset(range(3, 3 + req.preserve_fds)))
+                                     keep_fds=frozenset(range(3, 3 + req.preserve_fds)),
+                                     proc_files=proc_files)
     process_setup.setup_and_exec(setup)

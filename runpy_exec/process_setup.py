@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, NoReturn, TypeVar
 import prctl
 
 from runpy_exec.errors import PyruncError, describe
-from runpy_exec.linux import capabilities, console, syscalls
+from runpy_exec.linux import capabilities, console, procfs, syscalls
 from runpy_exec.plan import ProcessPlan
 
 # Between the fields of an error record: stage, errno, message.
@@ -139,22 +139,33 @@ def reset_signals(mask: Iterable[int] | None = None) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def open_proc_files(plan: ProcessPlan) -> ProcFiles:
-    """Open what :func:`setup_and_exec` will write under /proc/self (see :class:`ProcFiles`)."""
+def open_proc_files(plan: ProcessPlan, proc_root: int | None = None) -> ProcFiles:
+    """Open what :func:`setup_and_exec` will write under /proc/self (see :class:`ProcFiles`).
+
+    ``proc_root`` is a procfs handle to open them through (create's init has
+    its own, see :mod:`runpy_exec.linux.procfs`); without one, /proc itself,
+    which must then still be the host's.
+    """
     files = ProcFiles()
     flags = os.O_WRONLY | os.O_CLOEXEC
+
+    def open_self(name: str) -> int:
+        if proc_root is None:
+            return os.open(f"/proc/self/{name}", flags)
+        return procfs.open_file(proc_root, f"self/{name}", flags)
+
     if plan.oom_score_adj is not None:
-        files.oom_score_adj = os.open("/proc/self/oom_score_adj", flags)
+        files.oom_score_adj = open_self("oom_score_adj")
     if plan.apparmor_profile:
         if not _apparmor_enabled():
             raise ChildError("apparmor", f"apparmor profile {plan.apparmor_profile!r} requested "
                              "but AppArmor is not enabled on this host")
-        files.lsm_exec = os.open("/proc/self/attr/apparmor/exec", flags)
+        files.lsm_exec = open_self("attr/apparmor/exec")
     elif plan.selinux_label:
         if not os.path.isdir("/sys/fs/selinux"):
             raise ChildError("selinux", f"process label {plan.selinux_label!r} requested "
                              "but SELinux is not enabled on this host")
-        files.lsm_exec = os.open("/proc/self/attr/exec", flags)
+        files.lsm_exec = open_self("attr/exec")
     return files
 
 

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import socket
 import subprocess
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runpy_exec.linux import procfs
 from runpy_exec.linux.proc import status_field
+from runpy_exec.linux.syscalls import CLONE_NEWNS, MS_BIND, MS_PRIVATE, MS_REC, unshare
+from runpy_exec.linux.syscalls import mount as mount_call
 from tests.conftest import Runtime, edit_config, running
+from tests.forking import in_child
 from tests.old_profiles import docker_2019_profile
 
 pytestmark = pytest.mark.root
@@ -189,3 +196,139 @@ def test_processes_do_not_inherit_the_callers_cpu_mask(
         assert cpus_allowed(process) == expected
     finally:
         pyrunc("delete", "--force", container_id)
+
+
+# --- the 2025 runc CVEs, each with its attack -----------------------------------
+
+
+def hostile_bundle(bundle: Path, busybox_rootfs: Path, tmp_path: Path,
+                   plant: dict[str, str]) -> Path:
+    """A writable copy of the busybox rootfs with symlinks planted in its /dev, used
+    as the container's /dev (no tmpfs over it, so what the image has is what runs)."""
+    rootfs = tmp_path / "hostile-rootfs"
+    shutil.copytree(busybox_rootfs, rootfs, symlinks=True)
+    for name, target in plant.items():
+        (rootfs / name).symlink_to(target)
+
+    def change(config: dict[str, Any]) -> None:
+        config["root"] = {"path": str(rootfs), "readonly": False}
+        config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/dev"]
+
+    edit_config(bundle, change)
+    return rootfs
+
+
+def test_cve_2025_31133_dev_null_symlink_is_not_used_for_masking(
+        pyrunc: Runtime, bundle: Path, busybox_bundle_template: Path, tmp_path: Path) -> None:
+    """The image's /dev/null is a symlink to the host's core_pattern (procfs is not
+    namespaced there): masking by path would bind that file, writable, over
+    the masked /proc files.  create fails cleanly instead, as runc 1.2.8 does."""
+    hostile_bundle(bundle, busybox_bundle_template / "rootfs", tmp_path,
+                   {"dev/null": "/proc/sys/kernel/core_pattern"})
+    container_id = new_id()
+    result = pyrunc("create", "--bundle", str(bundle), container_id, stdin=subprocess.DEVNULL)
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1
+    assert "/dev/null is not the null device" in result.stderr
+    assert pyrunc("state", container_id).returncode != 0
+    assert pyrunc("list", "-q").stdout == ""
+
+
+def test_masking_works_with_a_real_dev_null(
+        pyrunc: Runtime, bundle: Path, busybox_bundle_template: Path, tmp_path: Path) -> None:
+    """The same image without the planted link: masked files read empty from the fd-bound
+    null device, masked directories are empty."""
+    hostile_bundle(bundle, busybox_bundle_template / "rootfs", tmp_path, {})
+    probe = "wc -c < /proc/keys; ls /sys/firmware | wc -l; stat -c %t:%T /proc/keys"
+    edit_config(bundle, lambda config: config["process"].update(args=["sh", "-c", probe]))
+    result = pyrunc("run", "--bundle", str(bundle), new_id(), stdin=subprocess.DEVNULL)
+    assert (result.returncode, result.stdout.split()) == (0, ["0", "0", "1:3"]), result.stderr
+
+
+class ConsoleReceiver:
+    """A console socket that accepts one connection and keeps the fd it is sent."""
+
+    def __init__(self, path: Path) -> None:
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(1)
+        self.fds: list[int] = []
+        self.thread = threading.Thread(target=self._receive, daemon=True)
+        self.thread.start()
+
+    def _receive(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 64, 1)
+            self.fds.extend(fds)
+
+    def close(self) -> None:
+        self.listener.close()
+        for fd in self.fds:
+            os.close(fd)
+
+
+def test_cve_2025_52565_dev_console_symlink_is_not_followed(
+        pyrunc: Runtime, bundle: Path, busybox_bundle_template: Path, tmp_path: Path) -> None:
+    """The image's /dev/console is a symlink to the host's core_pattern: binding the pty
+    by path onto it would land on core_pattern.  create refuses, one line."""
+    hostile_bundle(bundle, busybox_bundle_template / "rootfs", tmp_path,
+                   {"dev/console": "/proc/sys/kernel/core_pattern"})
+    edit_config(bundle, lambda config: config["process"].update(terminal=True))
+    receiver = ConsoleReceiver(tmp_path / "console.sock")
+    container_id = new_id()
+    try:
+        result = pyrunc("create", "--bundle", str(bundle), "--console-socket",
+                        str(tmp_path / "console.sock"), container_id,
+                        stdin=subprocess.DEVNULL)
+    finally:
+        receiver.close()
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1
+    assert "/dev/console is a symlink" in result.stderr
+    assert pyrunc("state", container_id).returncode != 0
+
+
+def test_console_is_bound_from_the_pty_fd(pyrunc: Runtime, bundle: Path,
+                                          tmp_path: Path) -> None:
+    """Without an attack, /dev/console is the container's pty (a pts device, 136:N)."""
+    edit_config(bundle, lambda config: config["process"].update(terminal=True))
+    receiver = ConsoleReceiver(tmp_path / "console.sock")
+    container_id = new_id()
+    try:
+        pyrunc.run_detached("run", "-d", "--bundle", str(bundle), "--console-socket",
+                            str(tmp_path / "console.sock"), container_id)
+        result = pyrunc("exec", container_id, "stat", "-c", "%t %F", "/dev/console")
+        assert result.stdout == "88 character special file\n", result.stderr
+    finally:
+        pyrunc("delete", "--force", container_id)
+        receiver.close()
+
+
+def test_cve_2025_52881_proc_writes_refuse_an_overmounted_file(tmp_path: Path) -> None:
+    """In a mount namespace where a decoy file is bound over /proc/self/oom_score_adj (what
+    a container sharing mounts can arrange): a write through the /proc path lands in
+    the decoy; through pyrunc's handle on that /proc it is refused (a mount on the
+    way), and through a private procfs it reaches the real file."""
+    decoy = tmp_path / "decoy"
+    decoy.write_text("untouched")
+
+    def body() -> None:
+        unshare(CLONE_NEWNS)
+        mount_call(None, "/", None, MS_REC | MS_PRIVATE)
+        mount_call(str(decoy), "/proc/self/oom_score_adj", None, MS_BIND)
+        host_proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY)
+        with pytest.raises(OSError) as refused:
+            procfs.write_file(host_proc, "self/oom_score_adj", "100")
+        assert refused.value.errno == errno.EXDEV
+        private = procfs.open_private()
+        procfs.write_file(private, "self/oom_score_adj", "100")
+        real = procfs.open_file(private, "self/oom_score_adj", os.O_RDONLY)
+        assert os.read(real, 16) == b"100\n"
+        assert decoy.read_text() == "untouched"
+
+    in_child(body)
+    assert decoy.read_text() == "untouched"
