@@ -382,6 +382,7 @@ def _first_child(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any,
         prctl.set_pdeathsig(signal.SIGKILL)
         for fd in cgroup_fds:
             os.write(fd, b"0")
+            os.close(fd)
         wanted = {ns["type"] for ns in (spec.get("linux") or {}).get("namespaces") or []
                   if not ns.get("path")}
         joined_user = [(t, fd) for t, fd in joined if t == "user"]
@@ -393,6 +394,8 @@ def _first_child(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any,
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         namespaces.join([(t, fd) for t, fd in joined if t != "user"])
+        for _, fd in joined:
+            os.close(fd)
         flags = 0
         for kind in wanted - {"user"}:
             flags |= namespaces.clone_flag(kind)
@@ -426,6 +429,9 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
     stage = "rootfs"
     try:
         prctl.set_pdeathsig(0)
+        pty_child = [sync.pty_child.fileno()] if sync.pty_child is not None else []
+        process_setup.close_fds_except([*range(3, 3 + req.preserve_fds), sync.up_w,
+                                        sync.down_r, sync.err_w, fifo_fd, *pty_child])
         def open_console() -> None:
             # runc's order: the console exists before the read-only remounts.
             if sync.pty_child is not None:

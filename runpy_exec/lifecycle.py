@@ -169,6 +169,8 @@ def _expect_exec(fd: int) -> None:
         report += chunk
     if report:
         err = process_setup.decode_error(bytes(report))
+        if err.stage == "execve":
+            raise PyruncError(str(err))  # runc's own line: "exec /run.sh: <reason>"
         raise PyruncError(f"starting the container process: {err.stage}: {err}")
 
 

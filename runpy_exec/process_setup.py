@@ -12,6 +12,7 @@ succeeds, the pipe closes with nothing written and the parent knows.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -34,6 +35,8 @@ _ERROR_SEPARATOR = b"\0"
 # execve, so the process would never see a broken pipe or a file size limit.
 _PYTHON_IGNORED = (signal.SIGPIPE, signal.SIGXFSZ)
 _TIOCSCTTY = 0x540E
+# close_range errors that mean "not here": an old kernel, or a seccomp profile.
+_CLOSE_RANGE_REFUSED = (errno.ENOSYS, errno.EPERM, errno.EINVAL, errno.EACCES)
 # A CPU mask that names every CPU the kernel may have (it ignores numbers past
 # its own count); computed here, before fork, while /sys is the host's.
 _EVERY_CPU = frozenset(range(max(1024, os.cpu_count() or 1)))
@@ -205,6 +208,38 @@ def _close_other_fds(keep: frozenset[int]) -> None:
     has it (5.11); elsewhere, or when something refuses it, each open fd is
     marked with fcntl.
     """
+    for fd in keep:
+        if fd >= 3:
+            os.set_inheritable(fd, True)
+    try:
+        for first, last in _ranges_outside(keep):
+            syscalls.close_range(first, last, syscalls.CLOSE_RANGE_CLOEXEC)
+    except OSError as err:
+        if err.errno not in _CLOSE_RANGE_REFUSED:
+            raise
+        for fd in _open_fds():
+            if fd >= 3 and fd not in keep:
+                _set_cloexec(fd)
+
+
+def close_fds_except(keep: Iterable[int]) -> None:
+    """Close every fd >= 3 not in ``keep``: what a caller happened to have open
+    (and what we opened on the host) must not sit in a container's init."""
+    kept = frozenset(keep)
+    try:
+        for first, last in _ranges_outside(kept):
+            syscalls.close_range(first, last)
+    except OSError as err:
+        if err.errno not in _CLOSE_RANGE_REFUSED:
+            raise
+        for fd in _open_fds():
+            if fd >= 3 and fd not in kept:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def _ranges_outside(keep: frozenset[int]) -> list[tuple[int, int]]:
+    """The (first, last) fd ranges from 3 up that hold no fd of ``keep``."""
     ranges = []
     start = 3
     for fd in sorted(keep):
@@ -213,18 +248,7 @@ def _close_other_fds(keep: frozenset[int]) -> None:
                 ranges.append((start, fd - 1))
             start = fd + 1
     ranges.append((start, 0xFFFFFFFF))
-    for fd in keep:
-        if fd >= 3:
-            os.set_inheritable(fd, True)
-    try:
-        for first, last in ranges:
-            syscalls.close_range(first, last, syscalls.CLOSE_RANGE_CLOEXEC)
-    except OSError as err:
-        if err.errno not in (errno.ENOSYS, errno.EPERM, errno.EINVAL, errno.EACCES):
-            raise
-        for fd in _open_fds():
-            if fd >= 3 and fd not in keep:
-                _set_cloexec(fd)
+    return ranges
 
 
 def _open_fds() -> list[int]:
@@ -409,12 +433,18 @@ def _check_executable(path: str) -> None:
 
 
 def _exec(plan: ProcessPlan, program: str | int) -> NoReturn:
-    """``program`` is a path, or an fd to run with fexecve."""
+    """``program`` is a path, or an fd to run with fexecve.
+
+    A failure is stage "execve", worded as runc words it ("exec /run.sh: no
+    such file or directory" for a script whose interpreter is missing), apart
+    from the lookup failures of :func:`find_program`.
+    """
     env = dict(entry.split("=", 1) for entry in plan.env)
     try:
         os.execve(program, plan.args, env)
     except OSError as err:
-        raise ChildError("exec", (err.strerror or str(err)).lower(), err.errno or 0) from None
+        reason = (err.strerror or str(err)).lower()
+        raise ChildError("execve", f"exec {plan.args[0]}: {reason}", err.errno or 0) from None
 
 
 def _die_with_parent(parent_seen_as: int) -> None:
