@@ -196,7 +196,9 @@ def destroy(container: store.Container, status: str) -> None:
     if container.runtime != "pyrunc":
         raise PyruncError(f"container {container.id!r} was created by {container.runtime}: "
                           f"delete it with {container.runtime}")
-    if status != "stopped":
+    # A container without its own pid namespace outlives its init: processes
+    # exec'd into it stay in its cgroup, and are killed here as runc does.
+    if status != "stopped" or cgroups.pids(container.cgroup_paths):
         _kill_and_wait(container)
     cgroups.destroy(container.cgroup_paths)
     with store.locked(container.state_dir):

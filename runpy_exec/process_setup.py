@@ -428,7 +428,9 @@ def _check_executable(path: str) -> None:
         raise ChildError("exec", (err.strerror or str(err)).lower(), err.errno or 0) from None
     if stat.S_ISDIR(info.st_mode):
         raise ChildError("exec", "is a directory", errno.EISDIR)
-    if not (stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK)):
+    # Effective ids and capabilities, as execve judges: a user with
+    # CAP_DAC_OVERRIDE may run a file only its owner may execute.
+    if not (stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK, effective_ids=True)):
         raise ChildError("exec", "permission denied", errno.EACCES)
 
 
