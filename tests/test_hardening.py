@@ -332,3 +332,93 @@ def test_cve_2025_52881_proc_writes_refuse_an_overmounted_file(tmp_path: Path) -
 
     in_child(body)
     assert decoy.read_text() == "untouched"
+
+
+# --- runc v1.5.1's bats cases, as pyrunc tests ------------------------------------
+
+
+def test_created_init_holds_no_host_files(pyrunc: Runtime, bundle: Path,
+                                          tmp_path: Path) -> None:
+    """runc v1.5.1 create.bats "detect fd leak": a created container's init holds its
+    stdio, the exec fifo and pipes, nothing else: not the cgroup.procs files create
+    opened, nor a file its caller happened to have open."""
+    stray = os.open(tmp_path / "caller-file", os.O_CREAT | os.O_RDWR)
+    container_id = new_id()
+    try:
+        with (tmp_path / "out").open("w") as out:
+            created = subprocess.run(
+                [pyrunc.binary, "--root", str(pyrunc.root), "create", "--bundle",
+                 str(bundle), container_id], stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, pass_fds=[stray], timeout=60)
+        assert created.returncode == 0, (tmp_path / "out").read_text()
+        fd_dir = Path(f"/proc/{pyrunc.state(container_id)['pid']}/fd")
+        targets = {fd.name: os.readlink(fd) for fd in fd_dir.iterdir()}
+        allowed = [str(tmp_path / "out"), "/dev/null"]
+        for fd, target in targets.items():
+            assert (int(fd) < 3 and target in allowed) or target.startswith("pipe:[") \
+                or target.endswith("/exec.fifo"), (fd, target)
+    finally:
+        os.close(stray)
+        pyrunc("delete", "--force", container_id)
+
+
+def test_cap_dac_override_runs_an_owner_only_program(
+        pyrunc: Runtime, bundle: Path, busybox_bundle_template: Path, tmp_path: Path) -> None:
+    """runc v1.5.1 start_hello.bats: a file only root may execute runs for uid 1000 with
+    CAP_DAC_OVERRIDE (execve's rule), and not without it."""
+    rootfs = tmp_path / "rootfs"
+    shutil.copytree(busybox_bundle_template / "rootfs", rootfs, symlinks=True)
+    program = rootfs / "bin" / "busybox-owner-only"  # busybox runs "busybox*" names
+    shutil.copy(rootfs / "bin" / "busybox", program)
+    program.chmod(0o744)
+
+    def change(config: dict[str, Any], dac: bool) -> None:
+        config["root"] = {"path": str(rootfs), "readonly": True}
+        config["process"]["user"] = {"uid": 1000, "gid": 100}
+        config["process"]["args"] = ["/bin/busybox-owner-only", "echo", "ran"]
+        for kind in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+            caps = config["process"]["capabilities"].setdefault(kind, [])
+            if dac and "CAP_DAC_OVERRIDE" not in caps:
+                caps.append("CAP_DAC_OVERRIDE")
+            if not dac and "CAP_DAC_OVERRIDE" in caps:
+                caps.remove("CAP_DAC_OVERRIDE")
+
+    edit_config(bundle, lambda config: change(config, dac=False))
+    denied = pyrunc("run", "--bundle", str(bundle), new_id(), stdin=subprocess.DEVNULL)
+    assert denied.returncode != 0 and "permission denied" in denied.stderr
+    edit_config(bundle, lambda config: change(config, dac=True))
+    allowed = pyrunc("run", "--bundle", str(bundle), new_id(), stdin=subprocess.DEVNULL)
+    assert (allowed.returncode, allowed.stdout) == (0, "ran\n"), allowed.stderr
+
+
+def test_delete_force_kills_what_a_host_pidns_container_left(
+        pyrunc: Runtime, bundle: Path) -> None:
+    """runc v1.5.1 delete.bats: without a pid namespace, killing the init leaves exec'd
+    processes running in the cgroup; delete --force kills them and removes it all."""
+    edit_config(bundle, lambda config: config["linux"].update(namespaces=[
+        ns for ns in config["linux"]["namespaces"] if ns["type"] != "pid"]))
+    container_id = new_id()
+    pyrunc.run_detached("run", "-d", "--bundle", str(bundle), container_id)
+    try:
+        init = pyrunc.state(container_id)["pid"]
+        for _ in range(3):
+            pyrunc.run_detached("exec", "-d", container_id, "sleep", "3600")
+        cgroup = next(line.split(":", 2)[2] for line in
+                      Path(f"/proc/{init}/cgroup").read_text().splitlines()
+                      if line.split(":")[1] == "pids")
+        procs = Path(f"/sys/fs/cgroup/pids{cgroup}/cgroup.procs")
+        os.kill(init, 9)
+        for _ in range(100):
+            if not Path(f"/proc/{init}").exists() or \
+                    status_field(init, "State", ) in (None, "Z (zombie)"):
+                break
+            subprocess.run(["sleep", "0.1"], check=True)
+        left = [int(p) for p in procs.read_text().split()]
+        assert len(left) >= 3
+        result = pyrunc("delete", "--force", container_id)
+        assert result.returncode == 0, result.stderr
+        assert not procs.parent.exists()
+        assert not any(Path(f"/proc/{pid}").exists() and status_field(pid, "State")
+                       not in (None, "Z (zombie)") for pid in left)
+    finally:
+        pyrunc("delete", "--force", container_id)
