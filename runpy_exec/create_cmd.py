@@ -483,7 +483,7 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
         os._exit(255)
     try:
         hooks.run_spec_hooks(spec, "startContainer", {**created_state, "status": "running"},
-                             fatal=True)
+                             fatal=True, default_env=list(plan.env))
     except BaseException as err:  # noqa: BLE001 - the process must not start after this
         process_setup.report_and_exit(report_fd, "startContainer hook", err)
     setup = process_setup.ChildSetup(plan=plan, error_fd=report_fd, seccomp_filter=seccomp_filter,

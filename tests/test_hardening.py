@@ -422,3 +422,22 @@ def test_delete_force_kills_what_a_host_pidns_container_left(
                        not in (None, "Z (zombie)") for pid in left)
     finally:
         pyrunc("delete", "--force", container_id)
+
+
+def test_start_container_hook_gets_the_process_environment(pyrunc: Runtime,
+                                                           bundle: Path) -> None:
+    """runc v1.5.1 hooks.bats: a startContainer hook without env of its own runs with the
+    process's environment; its failure fails run (it was once only told on stderr)."""
+    def change(config: dict[str, Any], wanted: str) -> None:
+        config["process"]["args"] = ["true"]
+        config["process"]["env"] = ["ONE=two", "PATH=/bin"]
+        config["hooks"] = {"startContainer": [
+            {"path": "/bin/sh", "args": ["sh", "-c", f'test "$ONE" = {wanted}']}]}
+
+    edit_config(bundle, lambda config: change(config, "two"))
+    result = pyrunc("run", "--bundle", str(bundle), new_id(), stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    edit_config(bundle, lambda config: change(config, "three"))
+    result = pyrunc("run", "--bundle", str(bundle), new_id(), stdin=subprocess.DEVNULL)
+    assert result.returncode != 0
+    assert "startContainer hook /bin/sh exited with status 1" in result.stderr
