@@ -259,3 +259,21 @@ def test_no_enosys_rules_under_a_permissive_default(default: str) -> None:
         assert raw_syscall_errno(close_range, 1000, 1000, 0) == 0
 
     in_child(body)
+
+
+def test_numbers_beyond_libseccomp_get_enosys_too() -> None:
+    """runc v1.5.1 seccomp.bats: syscall 1000, which no table has, fails with ENOSYS under
+    a denying profile with several architectures (libseccomp cannot name it)."""
+    flt = seccomp.prepare({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["read", "write", "exit_group", "getpid"],
+                      "action": "SCMP_ACT_ALLOW"}]})
+
+    def body() -> None:
+        seccomp.load(flt)
+        assert raw_syscall_errno(1000, 0, 0, 0) == errno.ENOSYS
+        assert raw_syscall_errno(163, 0) == errno.EPERM  # acct: old, and not allowed
+        assert os.getpid() > 0
+
+    in_child(body)
