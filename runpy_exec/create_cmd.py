@@ -17,6 +17,7 @@ from __future__ import annotations
 # /root holding the interpreter, say), and an import there would fail.
 import contextlib
 import datetime
+import fcntl
 import json
 import os
 import signal
@@ -34,6 +35,7 @@ from runpy_exec.linux import (  # noqa: F401 - imported for the children, see ab
     capabilities,
     console,
     namespaces,
+    procfs,
     rootfs,
     seccomp,
     syscalls,
@@ -415,6 +417,7 @@ def _first_child(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any,
         prctl.set_dumpable(0)  # CVE-2016-9962: no ptrace into us while we hold host fds
         prctl.set_pdeathsig(signal.SIGKILL)
         cgroup_join.join_in_child()
+        cgroup_join.close()  # the init keeps no host cgroup files
         wanted = {ns["type"] for ns in (spec.get("linux") or {}).get("namespaces") or []
                   if not ns.get("path")}
         joined_user = [(t, fd) for t, fd in joined if t == "user"]
@@ -426,6 +429,8 @@ def _first_child(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any,
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         namespaces.join([(t, fd) for t, fd in joined if t != "user"])
+        for _, fd in joined:
+            os.close(fd)
         flags = 0
         for kind in wanted - {"user"}:
             flags |= namespaces.clone_flag(kind)
@@ -459,14 +464,20 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
     stage = "rootfs"
     try:
         prctl.set_pdeathsig(0)
+        pty_child = [sync.pty_child.fileno()] if sync.pty_child is not None else []
+        process_setup.close_fds_except([*range(3, 3 + req.preserve_fds), sync.up_w,
+                                        sync.down_r, sync.err_w, fifo_fd, *pty_child])
         def open_console() -> None:
             # runc's order: the console exists before the read-only remounts.
             if sync.pty_child is not None:
                 process_setup.become_terminal_owner(plan.console_size, sync.pty_child)
-                rootfs.mount_console(os.ttyname(0))
+                rootfs.mount_console(0)
 
+        # CVE-2025-52881: /proc writes go through a procfs of our own, opened
+        # before the container's filesystem exists.
+        proc_root = procfs.open_private()
         rootfs.prepare_rootfs(spec, bundle, req.no_pivot, cgroup_paths=cgroup_paths,
-                              after_pivot=open_console)
+                              after_pivot=open_console, proc_root=proc_root)
         os.write(sync.up_w, b"rootfs\n")
         stage = "createContainer hook"
         go = _read_line(sync.down_r)
@@ -480,8 +491,10 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
         process_setup.apply_rlimits(plan)
         if plan.oom_score_adj is not None:
             stage = "oom_score_adj"
-            with open("/proc/self/oom_score_adj", "w") as score:
-                score.write(str(plan.oom_score_adj))
+            procfs.write_file(proc_root, "self/oom_score_adj", str(plan.oom_score_adj))
+        stage = "proc"
+        proc_files = process_setup.open_proc_files(plan, proc_root)
+        os.close(proc_root)
         try:
             process_setup.find_program(plan)
         except process_setup.ChildError as err:
@@ -490,21 +503,25 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
     except BaseException as err:  # noqa: BLE001 - report, never return into the parent
         process_setup.report_and_exit(sync.err_w, stage, err)
     # From "ready" on, create has returned and nobody reads the error pipe:
-    # failures are told on the process's stderr.
+    # `start` reads the exec fifo instead, until execve closes it.
     try:
         # Reopen the fifo through our own fd: the host path is gone after
         # pivot_root.  The open blocks until `start` opens the other end.
-        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
-        os.write(fd, b"0")
-        os.close(fd)
+        opened = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        # Above the preserved fds, or it would be kept open into the process.
+        report_fd = fcntl.fcntl(opened, fcntl.F_DUPFD_CLOEXEC, 3 + req.preserve_fds)
+        os.close(opened)
         os.close(fifo_fd)
-        hooks.run_spec_hooks(spec, "startContainer", {**created_state, "status": "running"},
-                             fatal=True)
+        os.write(report_fd, b"0")
     except BaseException as err:  # noqa: BLE001 - the process must not start after this
         os.write(2, f"pyrunc: container init: {describe(err)}\n".encode())
         os._exit(255)
-    # From here on nobody reads the error pipe: report on the process's stderr.
-    setup = process_setup.ChildSetup(plan=plan, error_fd=2, seccomp_filter=seccomp_filter,
+    try:
+        hooks.run_spec_hooks(spec, "startContainer", {**created_state, "status": "running"},
+                             fatal=True, default_env=list(plan.env))
+    except BaseException as err:  # noqa: BLE001 - the process must not start after this
+        process_setup.report_and_exit(report_fd, "startContainer hook", err)
+    setup = process_setup.ChildSetup(plan=plan, error_fd=report_fd, seccomp_filter=seccomp_filter,
                                      keep_fds=frozenset(range(3, 3 + req.preserve_fds)),
-                                     plain_errors=True)
+                                     proc_files=proc_files)
     process_setup.setup_and_exec(setup)

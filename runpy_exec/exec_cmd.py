@@ -494,6 +494,8 @@ def _describe(err: Exception, plan: ProcessPlan) -> str:
         return f"exec failed: {err}"
     reason = str(err)
     reason = reason[:1].lower() + reason[1:]
+    if err.stage == "execve":
+        return f"exec failed: {reason}"
     if err.stage == "exec":
         return f'exec failed: exec "{plan.args[0]}": {reason}'
     if err.stage == "cwd":

@@ -153,10 +153,27 @@ def _release_init(container: store.Container) -> None:
                 break
         else:
             raise PyruncError("container init exited before it could be started")
+        os.unlink(fifo)
+        _expect_exec(fd)
     finally:
         os.close(pidfd)
         os.close(fd)
-    os.unlink(fifo)
+
+
+def _expect_exec(fd: int) -> None:
+    """Read the rest of the fifo: end of file when the process's execve closed
+    the init's end, an error record when its setup or execve failed."""
+    from runpy_exec import process_setup
+
+    os.set_blocking(fd, True)
+    report = bytearray()
+    while chunk := os.read(fd, 4096):
+        report += chunk
+    if report:
+        err = process_setup.decode_error(bytes(report))
+        if err.stage == "execve":
+            raise PyruncError(str(err))  # runc's own line: "exec /run.sh: <reason>"
+        raise PyruncError(f"starting the container process: {err.stage}: {err}")
 
 
 def delete(opts: GlobalOptions, container_id: str, force: bool) -> None:
@@ -181,7 +198,9 @@ def destroy(container: store.Container, status: str) -> None:
     if container.runtime != "pyrunc":
         raise PyruncError(f"container {container.id!r} was created by {container.runtime}: "
                           f"delete it with {container.runtime}")
-    if status != "stopped":
+    # A container without its own pid namespace outlives its init: processes
+    # exec'd into it stay in its cgroup, and are killed here as runc does.
+    if status != "stopped" or cgroups.pids(container.cgroup_paths):
         _kill_and_wait(container)
     cgroups.destroy(container.cgroup_paths)
     with store.locked(container.state_dir):
