@@ -61,6 +61,9 @@ EXEC_FLAGS: Table = {
     "--pass-fd": ("pass_fds", MULTI),
     "--exec-fd": ("exec_fd", INT),
     "--timeout": ("timeout", VALUE),
+    "--session": ("session", VALUE),
+    "--session-idle": ("session_idle", VALUE),
+    "--size": ("size", VALUE),
 }
 
 # Values the Typer app restricts to a fixed set; anything else is its error to report.

@@ -181,6 +181,10 @@ def destroy(container: store.Container, status: str) -> None:
                           f"delete it with {container.runtime}")
     if status != "stopped":
         _kill_and_wait(container)
+    if any(name.startswith("sess.") for name in os.listdir(container.state_dir)):
+        from runpy_exec.sessions import client
+
+        client.end_all(container.state_dir)  # reattachable exec sessions end with the container
     cgroups.destroy(container.cgroup_paths)
     with store.locked(container.state_dir):
         for name in os.listdir(container.state_dir):
