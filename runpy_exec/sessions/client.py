@@ -195,10 +195,12 @@ def attach(root: str, container_id: str, name: str, detach_keys: str, replay: bo
     previous_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     previous_winch = signal.signal(signal.SIGWINCH, lambda _s, _f: None)
     try:
-        sock.sendall(protocol.frame(protocol.HELLO, protocol.ATTACH + (b"\1" if replay else b"\0")))
-        if interactive:
-            _send_size(sock)
+        # Raw before the hello: once the waiter counts us, every key typed is relayed as is.
         with console.RawMode(0) if interactive else contextlib.nullcontext():
+            hello = protocol.ATTACH + (b"\1" if replay else b"\0")
+            sock.sendall(protocol.frame(protocol.HELLO, hello))
+            if interactive:
+                _send_size(sock)
             status = _relay(sock, scanner, wake_r, interactive)
     finally:
         signal.signal(signal.SIGWINCH, previous_winch)
