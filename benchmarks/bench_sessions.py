@@ -13,6 +13,8 @@ Reported:
 * attach latency, over N attaches from a fresh pty: from starting
   ``pyrunc attach`` to the replay's last line on the screen, and to the
   first typed key echoed back; each attach then detaches with ctrl-p ctrl-q.
+  ``pyrunc state`` is timed alongside: it starts through the same command
+  line (Typer), so the difference is what attaching itself costs.
 """
 
 from __future__ import annotations
@@ -53,16 +55,20 @@ def main() -> None:
         waiter = int(pid_file.read_text())
         time.sleep(1.0)  # idle: the output is in the ring, nobody attached
         memory = _memory(waiter)
-        replay, echo = [], []
+        replay, echo, state = [], [], []
         for _ in range(args.runs):
             shown, echoed = _attach_once(pyrunc)
             replay.append(shown)
             echo.append(echoed)
+            started = time.monotonic()
+            subprocess.run([*pyrunc, "state", "bench"], check=True, capture_output=True)
+            state.append(time.monotonic() - started)
         print(f"idle waiter (pid {waiter}): VmRSS {memory['VmRSS']} kB "
               f"(anonymous {memory['RssAnon']} kB, file-backed {memory['RssFile']} kB), "
               f"VmHWM {memory['VmHWM']} kB")
         for label, samples in (("attach -> replay shown", replay),
-                               ("attach -> first key echoed", echo)):
+                               ("attach -> first key echoed", echo),
+                               ("pyrunc state (the same CLI start, for scale)", state)):
             ordered = sorted(samples)
             print(f"{label}: median {statistics.median(ordered) * 1000:.1f} ms, "
                   f"p90 {ordered[int(len(ordered) * 0.9) - 1] * 1000:.1f} ms, "

@@ -108,6 +108,15 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
     server.kill_server()
 
 
+@pytest.fixture(autouse=True)
+def _no_session_outlives_its_test(rt: Runtime, ctr: str) -> Iterator[None]:
+    """A failed test must not leave its session behind for the next one to trip over."""
+    yield
+    for entry in os.listdir(rt.root / ctr):
+        if entry.startswith("sess."):
+            rt("kill-session", ctr, entry.removeprefix("sess."))
+
+
 class Session:
     """What ``exec --session`` started: the name, the waiter (from the pid file)."""
 
@@ -376,8 +385,10 @@ def live(rt: Runtime, ctr: str, tmp_path: Path) -> Iterator[Session]:
 def test_bad_input_is_one_line_and_leaves_the_session_running(
         rt: Runtime, live: Session, args: list[str], words: list[str]) -> None:
     argv = [{"CTR": live.ctr, "SESSION": live.name}.get(a, a) for a in args]
+    before = sorted(os.listdir(rt.root / live.ctr))
     one_line_error(rt(*argv), *words)
-    assert sorted(os.listdir(rt.root / live.ctr)) == ["sess." + live.name, "state.json"]
+    assert sorted(os.listdir(rt.root / live.ctr)) == before
+    assert "sess." + live.name in before
 
 
 def test_a_name_in_use_is_refused(rt: Runtime, live: Session) -> None:
