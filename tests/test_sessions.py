@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import stat
@@ -82,7 +83,7 @@ class Tmux:
                 return int(status)
             if dead == "1":
                 dead_since = dead_since or time.monotonic()
-                if time.monotonic() - dead_since > 2.0:
+                if time.monotonic() - dead_since > 5.0:
                     return -1
             if time.monotonic() > deadline:
                 pid = self.pid(pane)
@@ -250,6 +251,31 @@ def test_the_process_holds_only_its_terminal(rt: Runtime, ctr: str, tmp_path: Pa
     assert len(set(fds.values())) == 1 and fds["0"].startswith("/dev/pts/")
     assert rt("kill-session", s.ctr, s.name).returncode == 0
     s.assert_ended()
+
+
+def test_the_waiter_keeps_none_of_the_caller_s_fds(rt: Runtime, ctr: str,
+                                                   tmp_path: Path) -> None:
+    """A caller's pipe handed down to pyrunc must not stay open for the session's life."""
+    read_end, write_end = os.pipe()
+    name = f"s{uuid.uuid4().hex[:8]}"
+    pid_file = tmp_path / "w.pid"
+    try:
+        done = subprocess.run([pyrunc_binary(), "--root", str(rt.root), "exec", "--session", name,
+                               "--pid-file", str(pid_file), ctr, "sleep", "60"],
+                              pass_fds=[write_end], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        os.close(write_end)
+        write_end = -1
+        assert select.select([read_end], [], [], DEADLINE)[0]
+        assert os.read(read_end, 1) == b""  # every writer gone, the waiter included
+        waiter = int(pid_file.read_text())
+        assert sorted(os.listdir(f"/proc/{waiter}/fd"), key=int)[:3] == ["0", "1", "2"]
+        assert all(os.readlink(f"/proc/{waiter}/fd/{fd}") == "/dev/null" for fd in (0, 1, 2))
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+    assert rt("kill-session", ctr, name).returncode == 0
 
 
 # --- endings -----------------------------------------------------------------------------
