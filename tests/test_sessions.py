@@ -501,6 +501,23 @@ def test_a_client_killed_mid_attach_leaves_the_session_running(
     assert tmux.status(again) == 0
 
 
+def test_sigterm_ends_attach_alone_and_restores_the_terminal(
+        rt: Runtime, live: Session, tmux: Tmux) -> None:
+    script = '"$@"; echo "status=$?"; stty -a | tr " " "\\n" | grep -x icanon; sleep 60'
+    pane = tmux.open("pane", ["sh", "-c", script, "sh", pyrunc_binary(), "--root", str(rt.root),
+                              "attach", live.ctr, live.name])
+    live.wait_clients(1)
+    shell = tmux.pid(pane)
+    attach_pid = int(Path(f"/proc/{shell}/task/{shell}/children").read_text().split()[0])
+    tty = tmux("display", "-p", "-t", pane, "#{pane_tty}").strip()
+    modes = subprocess.run(["stty", "-F", tty, "-a"], capture_output=True, text=True).stdout
+    assert "-icanon" in modes.split()
+    os.kill(attach_pid, signal.SIGTERM)
+    tmux.wait_for(pane, f"status={128 + signal.SIGTERM}")
+    tmux.wait_for(pane, "\nicanon")  # canonical again: the terminal was restored
+    live.wait_clients(0)
+
+
 def test_another_user_is_refused_by_its_credentials(rt: Runtime, live: Session) -> None:
     """Even with CAP_DAC_OVERRIDE past the 0600 mode, the waiter checks SO_PEERCRED."""
     script = (

@@ -184,8 +184,24 @@ class DetachScanner:
         return bytes(out), False
 
 
+class _Stopped(Exception):
+    """SIGTERM or SIGHUP reached attach: leave the session, put the terminal back."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise _Stopped(signum)
+
+
 def attach(root: str, container_id: str, name: str, detach_keys: str, replay: bool) -> int:
-    """Relay our terminal to the session until detach (0) or the process's end (its status)."""
+    """Relay our terminal to the session until detach (0) or the process's end (its status).
+
+    SIGTERM and SIGHUP end attach alone (128+N), with the terminal restored;
+    the session keeps running.
+    """
     scanner = DetachScanner(parse_detach_keys(detach_keys))
     sock = connect(root, container_id, name)
     from runpy_exec.linux import console
@@ -194,6 +210,8 @@ def attach(root: str, container_id: str, name: str, detach_keys: str, replay: bo
     wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     previous_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     previous_winch = signal.signal(signal.SIGWINCH, lambda _s, _f: None)
+    previous_term = signal.signal(signal.SIGTERM, _stop)
+    previous_hup = signal.signal(signal.SIGHUP, _stop)
     try:
         # Raw before the hello: once the waiter counts us, every key typed is relayed as is.
         with console.RawMode(0) if interactive else contextlib.nullcontext():
@@ -202,7 +220,11 @@ def attach(root: str, container_id: str, name: str, detach_keys: str, replay: bo
             if interactive:
                 _send_size(sock)
             status = _relay(sock, scanner, wake_r, interactive)
+    except _Stopped as stopped:
+        status = 128 + stopped.signum
     finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGHUP, previous_hup)
         signal.signal(signal.SIGWINCH, previous_winch)
         signal.set_wakeup_fd(previous_wakeup)
         os.close(wake_r)
