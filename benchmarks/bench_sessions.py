@@ -13,8 +13,8 @@ Reported:
 * attach latency, over N attaches from a fresh pty: from starting
   ``pyrunc attach`` to the replay's last line on the screen, and to the
   first typed key echoed back; each attach then detaches with ctrl-p ctrl-q.
-  ``pyrunc state`` is timed alongside: it starts through the same command
-  line (Typer), so the difference is what attaching itself costs.
+  ``pyrunc exec bench true`` is timed alongside, for scale: a whole exec
+  through the same fast command-line path.
 """
 
 from __future__ import annotations
@@ -61,14 +61,14 @@ def main() -> None:
             replay.append(shown)
             echo.append(echoed)
             started = time.monotonic()
-            subprocess.run([*pyrunc, "state", "bench"], check=True, capture_output=True)
+            subprocess.run([*pyrunc, "exec", "bench", "true"], check=True, capture_output=True)
             state.append(time.monotonic() - started)
         print(f"idle waiter (pid {waiter}): VmRSS {memory['VmRSS']} kB "
               f"(anonymous {memory['RssAnon']} kB, file-backed {memory['RssFile']} kB), "
               f"VmHWM {memory['VmHWM']} kB")
         for label, samples in (("attach -> replay shown", replay),
                                ("attach -> first key echoed", echo),
-                               ("pyrunc state (the same CLI start, for scale)", state)):
+                               ("pyrunc exec bench true (for scale)", state)):
             ordered = sorted(samples)
             print(f"{label}: median {statistics.median(ordered) * 1000:.1f} ms, "
                   f"p90 {ordered[int(len(ordered) * 0.9) - 1] * 1000:.1f} ms, "

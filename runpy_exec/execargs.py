@@ -8,6 +8,7 @@ the single authority for help, errors and the rarer spellings (``-eFOO``,
 ``-td``...).  tests/test_execargs.py keeps the tables below equal to the Typer
 command's parameters and checks that both parsers agree on every input this
 one accepts.
+
 ``attach`` (a person waits for it) gets the same treatment from
 :func:`parse_attach`.
 """
