@@ -57,6 +57,9 @@ _USAGE = {
     "resume": "<container-id>",
     "exec": "[command options] <container-id> <command> [args...]"
     "  ||  -p process.json <container-id>",
+    "attach": "[command options] <container-id> <session>",
+    "sessions": "[command options] <container-id>",
+    "kill-session": "<container-id> <session> [signal]",
     "help": "[command]",
     "features": "",
     "update": "[command options] <container-id>",
@@ -575,6 +578,24 @@ def exec_(
             help="kill the process after this long (e.g. 10s, 1m30s) and exit 124",
         ),
     ] = None,
+    session: Annotated[
+        str | None,
+        typer.Option(
+            "--session",
+            help='start a reattachable session of this name (see "pyrunc attach")',
+        ),
+    ] = None,
+    session_idle: Annotated[
+        str | None,
+        typer.Option(
+            "--session-idle",
+            help="end the session once no client has been attached for this long (e.g. 1h)",
+        ),
+    ] = None,
+    size: Annotated[
+        str | None,
+        typer.Option("--size", help="the session's terminal size as ROWSxCOLS, e.g. 40x120"),
+    ] = None,
 ) -> None:
     from runpy_exec import exec_cmd
 
@@ -604,6 +625,11 @@ def exec_(
             exec_fd=exec_fd,
             timeout=timeout,
             pidfd_socket=pidfd_socket,
+
+
+            session=session,
+            session_idle=session_idle,
+            size=size,
         ),
     )
     if status:
@@ -734,6 +760,74 @@ def events(
     from runpy_exec import events as ev
 
     ev.events(_opts(ctx).root, container_id, ev.parse_interval(interval), stats)
+
+
+_SessionName = Annotated[str, typer.Argument(metavar="SESSION", show_default=False)]
+
+
+@app.command(
+    "attach",
+    cls=_Command,
+    short_help="attach to an exec session started with --session",
+    help="""\
+Show the session's recent output, then connect this terminal to it (raw
+mode; the size follows this terminal).  The detach keys (ctrl-p ctrl-q by
+default) leave the session running and exit 0; when its process ends, attach
+exits with its status (128+N for signal N).  Several clients may attach at
+once.""",
+)
+def attach(
+    ctx: typer.Context,
+    container_id: _ContainerId,
+    name: _SessionName,
+    detach_keys: Annotated[
+        str,
+        typer.Option("--detach-keys", help='the keys that detach, e.g. "ctrl-a,d"'),
+    ] = "ctrl-p,ctrl-q",
+    no_replay: Annotated[
+        bool, typer.Option("--no-replay", help="do not show the recent output first")
+    ] = False,
+) -> None:
+    from runpy_exec.sessions import client
+
+    try:
+        status = client.attach(_opts(ctx).root, container_id, name, detach_keys, not no_replay)
+    except PyruncError as err:
+        raise PyruncError(str(err), client.ATTACH_ERROR) from None
+    if status:
+        raise typer.Exit(status)
+
+
+@app.command(
+    "sessions",
+    cls=_Command,
+    short_help="list a container's exec sessions",
+    help="List the container's sessions: name, pid, command, start, clients attached, idle since.",
+)
+def sessions_(ctx: typer.Context, container_id: _ContainerId, fmt: _Format = "table") -> None:
+    from runpy_exec.sessions import client
+
+    client.print_sessions(_opts(ctx).root, container_id, fmt)
+
+
+@app.command(
+    "kill-session",
+    cls=_Command,
+    short_help="end an exec session (SIGKILL by default)",
+    help="""\
+Send a signal to the session's process; with the default SIGKILL, return once
+the session has ended.""",
+)
+def kill_session(
+    ctx: typer.Context,
+    container_id: _ContainerId,
+    name: _SessionName,
+    signal: Annotated[str, typer.Argument(metavar="SIGNAL")] = "SIGKILL",
+) -> None:
+    from runpy_exec import lifecycle
+    from runpy_exec.sessions import client
+
+    client.kill_session(_opts(ctx).root, container_id, name, lifecycle.parse_signal(signal))
 
 
 # runc commands pyrunc does not implement.  They exist so that "-h" works and

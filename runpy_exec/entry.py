@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from runpy_exec import execargs, log
 from runpy_exec.errors import PyruncError
+from runpy_exec.requests import GlobalOptions
 
 EXEC_ERROR = 255
 INTERRUPTED = 130
@@ -47,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: list[str]) -> int:
     parsed = execargs.parse(args)
     if parsed is None:
+        attach = execargs.parse_attach(args)
+        if attach is not None:
+            return _attach(*attach)
         from runpy_exec import cli
 
         return cli.run(args)
@@ -55,6 +59,16 @@ def _dispatch(args: list[str]) -> int:
     from runpy_exec import exec_cmd
 
     return exec_cmd.exec_(opts, req)
+
+
+def _attach(opts: GlobalOptions, container_id: str, name: str, keys: str, replay: bool) -> int:
+    log.configure(opts)
+    from runpy_exec.sessions import client
+
+    try:
+        return client.attach(opts.root, container_id, name, keys, replay)
+    except PyruncError as err:
+        raise PyruncError(str(err), client.ATTACH_ERROR) from None
 
 
 def _exit_status(code: object) -> int:

@@ -56,6 +56,10 @@ def exec_(opts: GlobalOptions, req: ExecRequest) -> int:
 
 
 def _exec(opts: GlobalOptions, req: ExecRequest) -> int:
+    if req.session is not None:
+        from runpy_exec.sessions import start
+
+        return start.exec_session(opts, req)
     # With --process the terminal comes from the file: checked again once it is read.
     _check_terminal(req, req.tty or (bool(req.process_file) and req.console_socket is not None))
     _check_cap_names(req.caps)
@@ -239,8 +243,8 @@ def _launch(opts: GlobalOptions, req: ExecRequest) -> Launched:
     plan = _resolve_plan(opts, req, container)
     _check_terminal(req, plan.terminal)
     if plan.terminal and not req.console_socket:
-        plan = _with_our_terminal_size(plan)
-    prepared = _Prepared(die_with_parent=req.detach)
+        plan = _with_our_terminal_size(plan, req.size)
+    prepared = _Prepared(die_with_parent=req.detach or req.session is not None)
     try:
         prepared.check_fds(req)
         # Without --cgroup, a v2 cgroup that takes no process gives way to the
@@ -265,9 +269,14 @@ def _launch(opts: GlobalOptions, req: ExecRequest) -> Launched:
         prepared.close()
 
 
-def _with_our_terminal_size(plan: ProcessPlan) -> ProcessPlan:
+def _with_our_terminal_size(plan: ProcessPlan, given: str | None = None) -> ProcessPlan:
     """When we relay our own terminal, the pty starts at its size, not after the
-    process has already asked for it (a resize follows later changes)."""
+    process has already asked for it (a resize follows later changes); a
+    session's starts at the size it was given."""
+    if given:
+        from runpy_exec import sessions
+
+        return plan._replace(console_size=sessions.parse_size(given))
     if not os.isatty(0):
         return plan
     from runpy_exec.linux import console

@@ -8,6 +8,9 @@ the single authority for help, errors and the rarer spellings (``-eFOO``,
 ``-td``...).  tests/test_execargs.py keeps the tables below equal to the Typer
 command's parameters and checks that both parsers agree on every input this
 one accepts.
+
+``attach`` (a person waits for it) gets the same treatment from
+:func:`parse_attach`.
 """
 
 from __future__ import annotations
@@ -62,6 +65,15 @@ EXEC_FLAGS: Table = {
     "--pass-fd": ("pass_fds", MULTI),
     "--exec-fd": ("exec_fd", INT),
     "--timeout": ("timeout", VALUE),
+    "--session": ("session", VALUE),
+    "--session-idle": ("session_idle", VALUE),
+    "--size": ("size", VALUE),
+}
+
+# ``attach`` is interactive: a person waits for its start, so it skips Typer too.
+ATTACH_FLAGS: Table = {
+    "--detach-keys": ("detach_keys", VALUE),
+    "--no-replay": ("no_replay", FLAG),
 }
 
 # Values the Typer app restricts to a fixed set; anything else is its error to report.
@@ -85,6 +97,22 @@ def parse(argv: Sequence[str]) -> tuple[GlobalOptions, ExecRequest] | None:
         **exec_values,  # type: ignore[arg-type]
     )
     return opts, req
+
+
+def parse_attach(argv: Sequence[str]) -> tuple[GlobalOptions, str, str, str, bool] | None:
+    """(options, container id, session, detach keys, replay?) of a plain ``attach``, or None."""
+    global_values: dict[str, object] = {}
+    pos = _parse_flags(argv, 0, GLOBAL_FLAGS, global_values, stop_at_dashdash=False)
+    if pos is None or pos >= len(argv) or argv[pos] != "attach":
+        return None
+    values: dict[str, object] = {}
+    pos = _parse_flags(argv, pos + 1, ATTACH_FLAGS, values, stop_at_dashdash=True)
+    if pos is None or len(argv) - pos != 2:
+        return None
+    keys = values.get("detach_keys", "ctrl-p,ctrl-q")
+    assert isinstance(keys, str)
+    opts = GlobalOptions(**global_values)  # type: ignore[arg-type]
+    return opts, argv[pos], argv[pos + 1], keys, not values.get("no_replay", False)
 
 
 def subcommand(argv: Sequence[str]) -> str | None:

@@ -202,6 +202,10 @@ def destroy(container: store.Container, status: str) -> None:
     # exec'd into it stay in its cgroup, and are killed here as runc does.
     if status != "stopped" or cgroups.pids(container.cgroup_paths):
         _kill_and_wait(container)
+    if any(name.startswith("sess.") for name in os.listdir(container.state_dir)):
+        from runpy_exec.sessions import client
+
+        client.end_all(container.state_dir)  # reattachable exec sessions end with the container
     cgroups.destroy(container.cgroup_paths)
     with store.locked(container.state_dir):
         for name in os.listdir(container.state_dir):

@@ -46,6 +46,9 @@ class ExecRequest(NamedTuple):
     exec_fd: int | None = None
     timeout: str | None = None  # a duration, parsed by resolve.parse_duration
     pidfd_socket: str | None = None
+    session: str | None = None  # a reattachable session's name (runpy_exec.sessions)
+    session_idle: str | None = None  # a duration: end the session after this long unattached
+    size: str | None = None  # the session's terminal size, "ROWSxCOLS"
 
 
 class CreateRequest(NamedTuple):

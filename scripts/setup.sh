@@ -11,6 +11,7 @@ apt_packages=(
 	busybox-static         # the root filesystem of every test container
 	runc                   # the reference runtime, tested side by side
 	bats gawk jq dpkg-dev bsdutils procps iproute2 # runc's own integration tests
+	tmux # a real terminal for the exec-session tests (tests/test_sessions.py)
 	# The engines tests/test_engines.py drives pyrunc through (../shared/clients);
 	# without recommends is enough: the scripts run private daemons, no network.
 	podman containerd docker.io umoci skopeo

@@ -262,3 +262,47 @@ def test_whatever_the_fast_parser_accepts_typer_reads_the_same(argv: list[str]) 
         return
     status, calls = _through_typer(argv)
     assert (status, calls) == (0, [fast])
+
+
+# --- attach: the other command a person waits for ----------------------------------------
+
+
+def test_attach_flag_table_matches_the_typer_command() -> None:
+    assert _click_table(_group().commands["attach"], skip=set()) == execargs.ATTACH_FLAGS
+
+
+def _attach_through_typer(argv: list[str]) -> list[tuple[Any, ...]]:
+    from runpy_exec.sessions import client
+
+    calls: list[tuple[Any, ...]] = []
+
+    def attach(root: str, container_id: str, name: str, keys: str, replay: bool) -> int:
+        calls.append((root, container_id, name, keys, replay))
+        return 0
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(client, "attach", attach)
+        mp.setattr(runpy_exec.log, "configure", lambda opts: None)
+        assert cli.run(argv) == 0
+    return calls
+
+
+@pytest.mark.parametrize("argv", [
+    ["attach", "c1", "s1"],
+    ["--root", "/r", "attach", "--no-replay", "c1", "s1"],
+    ["attach", "--detach-keys", "ctrl-a,d", "c1", "s1"],
+    ["attach", "--detach-keys=x", "--no-replay", "--", "-c", "s1"],
+])
+def test_attach_parses_the_same_both_ways(argv: list[str]) -> None:
+    fast = execargs.parse_attach(argv)
+    assert fast is not None
+    opts, container_id, name, keys, replay = fast
+    assert _attach_through_typer(argv) == [(opts.root, container_id, name, keys, replay)]
+
+
+@pytest.mark.parametrize("argv", [
+    ["attach"], ["attach", "c1"], ["attach", "c1", "s1", "extra"], ["attach", "-h", "c1", "s1"],
+    ["attach", "--no-replay=1", "c1", "s1"], ["attach", "--detach-keys"], ["exec", "c1", "s1"],
+])
+def test_unusual_attach_lines_are_left_to_typer(argv: list[str]) -> None:
+    assert execargs.parse_attach(argv) is None
