@@ -435,9 +435,17 @@ def _first_child(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any,
         for kind in wanted - {"user"}:
             flags |= namespaces.clone_flag(kind)
         syscalls.unshare(flags)
+        # The init speaks on the same pipe; it waits for EOF on this one (we hold
+        # the only write end until we exit) so that its pid is the parent's
+        # first line, never its "rootfs".
+        pid_sent_r, pid_sent_w = os.pipe2(os.O_CLOEXEC)
         init = os.fork()
         if init == 0:
+            os.close(pid_sent_w)
+            os.read(pid_sent_r, 1)
+            os.close(pid_sent_r)
             _init(spec, plan, seccomp_filter, req, sync, fifo_fd, bundle, cgroup_paths)
+        os.close(pid_sent_r)
         os.write(sync.up_w, f"{init}\n".encode())
     except BaseException as err:  # noqa: BLE001 - report, never return into the parent
         os.write(sync.up_w, b"0\n")
