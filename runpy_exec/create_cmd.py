@@ -35,6 +35,7 @@ from runpy_exec.linux import (  # noqa: F401 - imported for the children, see ab
     capabilities,
     console,
     namespaces,
+    proc,
     procfs,
     rootfs,
     seccomp,
@@ -113,9 +114,13 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
         id=req.container_id, state_dir=state_dir, bundle=bundle, rootfs=rootfs_dir,
         init_pid=0, init_start_time=0, created=_now(), config=spec,
         annotations=spec.get("annotations") or {},
+        creator_pid=os.getpid(), creator_start_time=proc.start_time("self"),
     )
     sync = _Channels.open(terminal)
     try:
+        # Recorded at once, and again before any cgroup exists: a create killed
+        # at any point leaves a record that state, list and delete --force use.
+        store.save(container)
         master_fd = _start_init(container, spec, plan, seccomp_filter, req, terminal, sync)
         store.save(container)
         from runpy_exec import lifecycle
@@ -230,6 +235,7 @@ def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessP
     paths = cgroups.resolve_paths(linux.get("cgroupsPath"), container.id)
     cgroups.check_unused(paths)  # before they are ours to remove on failure
     container.cgroup_paths = paths
+    store.save(container)
     cgroups.create(paths)
     cgroups.apply_resources(paths, _resources_with_default_devices(linux))
     fifo = os.path.join(container.state_dir, store.EXEC_FIFO)
@@ -260,8 +266,6 @@ def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessP
         cgroup_join.close()
         for fd in [fifo_fd, *(fd for _, fd in joined)]:
             os.close(fd)
-    from runpy_exec.linux import proc
-
     container.init_start_time = proc.start_time(init_pid)
     container.namespace_paths = {
         ns["type"]: f"/proc/{init_pid}/ns/{_NS_FILES[ns['type']]}"

@@ -190,6 +190,8 @@ def _load_running(opts: GlobalOptions, req: ExecRequest) -> state.Container:
     status = state.status_of(container)
     if status == "stopped":
         raise PyruncError("cannot exec in a stopped container", EXEC_ERROR)
+    if status == "creating":
+        raise PyruncError("cannot exec in a container that is still being created", EXEC_ERROR)
     if status == "paused" and not req.ignore_paused:
         raise PyruncError("cannot exec in a paused container (use --ignore-paused to override)",
                           EXEC_ERROR)
