@@ -88,6 +88,7 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
     from runpy_exec import validate
 
     store.validate_id(req.container_id)
+    _check_preserve_fds(req.preserve_fds)
     bundle = os.path.abspath(req.bundle)
     spec = validate.load_spec_fast(os.path.join(bundle, "config.json"))
     if opts.systemd_cgroup:
@@ -177,6 +178,17 @@ def _connect_pidfd_socket(path: str | None, console_socket: socket.socket | None
         if console_socket is not None:
             console_socket.close()
         raise
+
+
+def _check_preserve_fds(count: int) -> None:
+    import resource
+
+    from runpy_exec import resolve
+
+    try:
+        resolve.check_preserve_fds(count, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    except resolve.ResolveError as err:
+        raise PyruncError(err.detail) from None
 
 
 def _check_user_namespace(linux: dict[str, Any]) -> None:

@@ -335,8 +335,12 @@ class _Prepared:
 
     def check_fds(self, req: ExecRequest) -> None:
         """Every fd the caller names must be one it really handed us, open now."""
+        import resource
+
         from runpy_exec import resolve
 
+        open_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        resolve.check_preserve_fds(req.preserve_fds, open_limit)
         keep = set(range(3, 3 + req.preserve_fds))
         for fd in sorted(keep):
             if not _callers_fd(fd):
@@ -345,6 +349,7 @@ class _Prepared:
         targets: set[int] = set()
         for value in req.pass_fds:
             source, target = resolve.parse_pass_fd(value)
+            resolve.check_fd_target(value, target, open_limit)
             if not _callers_fd(source):
                 raise PyruncError(f"exec failed: --pass-fd {value}: fd {source} is not open",
                                   EXEC_ERROR)

@@ -82,8 +82,8 @@ def list_containers(opts: GlobalOptions, quiet: bool, fmt: str) -> None:
 
 def parse_signal(value: str) -> int:
     """``KILL``, ``SIGKILL`` and ``9`` all name SIGKILL, as in runc."""
-    if value.isdigit():
-        number = int(value)
+    if value.isascii() and value.isdigit():
+        number = int(value) if len(value) <= 10 else -1
         known = {s.value for s in signal.Signals}
         if number == 0 or number in known or signal.SIGRTMIN <= number <= signal.SIGRTMAX:
             return number

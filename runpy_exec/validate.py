@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from typing import Any
 
 from runpy_exec.errors import PyruncError
@@ -102,9 +103,11 @@ def read_json(path: str, exit_code: int = 1) -> Any:
         raise PyruncError(f"{path}: invalid JSON: {error.reason}", exit_code) from None
     except RecursionError:
         raise PyruncError(f"{path}: invalid JSON: nested too deeply", exit_code) from None
-    except ValueError as error:
-        # int() refuses numbers of more than sys.get_int_max_str_digits() digits.
-        raise PyruncError(f"{path}: invalid JSON: {error}", exit_code) from None
+    except ValueError:
+        # The only other ValueError: int() refuses numbers of more than
+        # sys.get_int_max_str_digits() digits.
+        raise PyruncError(f"{path}: invalid JSON: a number of more than "
+                          f"{sys.get_int_max_str_digits()} digits", exit_code) from None
 
 
 def _expected(values: list[Any]) -> str:
