@@ -222,13 +222,16 @@ def destroy(container: store.Container, status: str) -> None:
                           f"delete it with {container.runtime}")
     # A container without its own pid namespace outlives its init, and a create
     # killed half-way may leave its first child: whatever is in the cgroup goes too.
-    if status != "stopped" or cgroups.pids(container.cgroup_paths):
-        _kill_pids(container.cgroup_paths, container)
+    # (A create killed before it chose the cgroups leaves none to look at.)
+    paths = container.cgroup_paths
+    if status != "stopped" or (paths and cgroups.pids(paths)):
+        _kill_pids(paths, container)
     if any(name.startswith("sess.") for name in os.listdir(container.state_dir)):
         from runpy_exec.sessions import client
 
         client.end_all(container.state_dir)  # reattachable exec sessions end with the container
-    cgroups.destroy(container.cgroup_paths)
+    if paths:
+        cgroups.destroy(paths)
     with store.locked(container.state_dir):
         _remove_files(container.state_dir)
     os.rmdir(container.state_dir)
@@ -291,17 +294,17 @@ def _kill_pids(paths: dict[str, str], init: store.Container | None = None) -> No
 
     if "freezer" in paths:
         cgroups.thaw(paths)
-    pids = set(cgroups.pids(paths))
+    pids = set(cgroups.pids(paths)) if paths else set()
     if init is not None and init_alive():
         pids.add(init.init_pid)
-    if not cgroups.kill_all(paths) or pids:
+    if not (paths and cgroups.kill_all(paths)) or pids:
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 continue
     deadline = time.monotonic() + 10
-    while (init_alive() or cgroups.pids(paths)) and time.monotonic() < deadline:
+    while (init_alive() or (paths and cgroups.pids(paths))) and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
