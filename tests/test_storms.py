@@ -15,13 +15,13 @@ Each storm prints its figures (wall time, successes): ``pytest -s`` shows them.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -108,21 +108,29 @@ def wait_for_only_init(init: int, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def test_100_concurrent_execs_all_succeed_and_leave_nothing(rt: Runtime, ctr: str,
-                                                            init: int) -> None:
+def concurrently(argvs: list[list[str]]) -> tuple[list[int], list[str], float]:
+    """Start every command at once; their exit statuses, outputs (stdout and stderr
+    in one file each, never a pipe a container could hold) and the wall time."""
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as directory:
-        outs = [open(f"{directory}/{i}", "w+") for i in range(100)]
-        calls = [subprocess.Popen([rt.binary, "--root", str(rt.root), "exec", ctr, "sh", "-c",
-                                   f"echo exec-{i}"], stdin=subprocess.DEVNULL, stdout=out,
-                                  stderr=subprocess.STDOUT) for i, out in enumerate(outs)]
+    with ExitStack() as stack:
+        outs = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in argvs]
+        calls = [subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                  stderr=subprocess.STDOUT)
+                 for argv, out in zip(argvs, outs, strict=True)]
         rcs = [c.wait(timeout=300) for c in calls]
         wall = time.monotonic() - started
         texts = []
         for out in outs:
             out.seek(0)
             texts.append(out.read())
-            out.close()
+    return rcs, texts, wall
+
+
+def test_100_concurrent_execs_all_succeed_and_leave_nothing(rt: Runtime, ctr: str,
+                                                            init: int) -> None:
+    rcs, texts, wall = concurrently(
+        [[rt.binary, "--root", str(rt.root), "exec", ctr, "sh", "-c", f"echo exec-{i}"]
+         for i in range(100)])
     print(f"\nstorm: 100 concurrent exec: {rcs.count(0)}/100 succeeded in {wall:.1f}s")
     assert rcs == [0] * 100, [t for t in texts if not t.startswith("exec-")]
     assert texts == [f"exec-{i}\n" for i in range(100)]
@@ -163,20 +171,9 @@ def test_50_concurrent_detached_execs_hold_nothing_of_their_caller(
 def test_20_concurrent_creates_of_one_id_exactly_one_wins(pyrunc: Runtime,
                                                           bundle: Path) -> None:
     container_id = new_id()
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory() as directory:
-        errs = [open(f"{directory}/{i}", "w+") for i in range(20)]
-        calls = [subprocess.Popen([pyrunc.binary, "--root", str(pyrunc.root), "create",
-                                   "--bundle", str(bundle), container_id],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=err) for err in errs]
-        rcs = [c.wait(timeout=300) for c in calls]
-        wall = time.monotonic() - started
-        messages = []
-        for err in errs:
-            err.seek(0)
-            messages.append(err.read())
-            err.close()
+    rcs, messages, wall = concurrently(
+        [[pyrunc.binary, "--root", str(pyrunc.root), "create", "--bundle", str(bundle),
+          container_id]] * 20)
     print(f"\nstorm: 20 concurrent create of one id: {rcs.count(0)} won, "
           f"{rcs.count(1)} refused in {wall:.1f}s")
     try:
