@@ -88,6 +88,9 @@ def _parse_id(text: str, what: str) -> int | None:
     digits = text[1:] if text[:1] in "+-" else text
     if not _is_decimal(digits):
         return None
+    if len(digits) > len(str(MAX_ID)):  # and int() refuses more than 4300 digits
+        shown = text if len(text) <= 24 else text[:20] + "..."
+        raise ResolveError(f"{what} {shown} is out of range: ids must be in 0-{MAX_ID}")
     return _check_id(int(text), what)
 
 
