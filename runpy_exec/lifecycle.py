@@ -140,6 +140,8 @@ def start(opts: GlobalOptions, container_id: str) -> None:
         status = store.status_of(container)
         if status == "stopped":
             raise PyruncError("cannot start a container that has stopped")
+        if status == "creating":
+            raise PyruncError("cannot start a container that is still being created")
         if status != "created":
             raise PyruncError("cannot start an already running container")
         _release_init(container)

@@ -329,7 +329,8 @@ def status_of(container: Container) -> str:
 
     The init is matched by pid and start time, so a recycled pid is not taken
     for the container; the exec fifo exists until ``start``; the freezer
-    tells paused from running.
+    tells paused from running.  Before create has an init the container is
+    "creating" while that create lives, and "stopped" once it was killed.
     """
     from runpy_exec.linux import cgroups, proc
 

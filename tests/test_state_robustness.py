@@ -174,6 +174,7 @@ def test_creating_container_is_reported_as_creating_and_refuses_exec(
     assert_one_line_error(call(pyrunc, "exec", container_id, "true"), "being created",
                           status=255)
     assert_one_line_error(call(pyrunc, "kill", container_id, "KILL"), "not running")
+    assert_one_line_error(call(pyrunc, "start", container_id), "being created")
     assert_one_line_error(call(pyrunc, "delete", container_id), "being created")
 
     record["creator_pid"] = 999_999_999  # the create died
