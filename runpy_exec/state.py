@@ -102,19 +102,43 @@ def container_dir(root: str, container_id: str) -> str:
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write through a temp file, fsync, rename: readers see old or new, never half."""
+    """Write, fsync, rename: readers see old or new, never half.
+
+    The data is written to an unnamed O_TMPFILE and named only once complete,
+    just before the rename: a pyrunc killed meanwhile leaves no half-written
+    temp file behind (a filesystem without O_TMPFILE gets a named one).
+    """
     directory = os.path.dirname(path) or "."
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode)
+        unnamed = True
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        unnamed = False
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
         os.fsync(fd)
+        if unnamed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)  # a stale one of a dead pyrunc with our pid
+            # With a dir fd given, os.link calls linkat with AT_SYMLINK_FOLLOW, which
+            # links the file /proc/self/fd/N stands for (plain link(2) would not).
+            dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.link(f"/proc/self/fd/{fd}", os.path.basename(tmp), dst_dir_fd=dir_fd,
+                        follow_symlinks=True)
+            finally:
+                os.close(dir_fd)
     except BaseException:
         os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if not unnamed:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
     os.close(fd)
     try:
