@@ -299,12 +299,13 @@ def _kill_pids(paths: dict[str, str], init: store.Container | None = None) -> No
     pids = set(cgroups.pids(paths)) if paths else set()
     if init is not None and init_alive():
         pids.add(init.init_pid)
-    if not (paths and cgroups.kill_all(paths)) or pids:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue
+    if paths:
+        cgroups.kill_all(paths)  # cgroup.kill, where the kernel has it
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
     deadline = time.monotonic() + 10
     while (init_alive() or (paths and cgroups.pids(paths))) and time.monotonic() < deadline:
         time.sleep(0.01)
