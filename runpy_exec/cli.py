@@ -207,10 +207,14 @@ _ConsoleSocket = Annotated[
         help="AF_UNIX socket to send the pseudoterminal's master fd to",
     ),
 ]
+# fds are C ints: anything above INT32_MAX is refused here, with the flag's name.
+_MAX_FD = 2**31 - 1
 _PreserveFds = Annotated[
     int,
     typer.Option(
         "--preserve-fds",
+        min=0,
+        max=_MAX_FD,
         help="pass N more fds, from fd 3 (after any $LISTEN_FDS ones), to the process",
     ),
 ]
@@ -568,6 +572,8 @@ def exec_(
         int | None,
         typer.Option(
             "--exec-fd",
+            min=0,
+            max=_MAX_FD,
             help="execute the file open on this fd (fexecve) instead of a path",
         ),
     ] = None,

@@ -35,6 +35,7 @@ from runpy_exec.linux import (  # noqa: F401 - imported for the children, see ab
     capabilities,
     console,
     namespaces,
+    proc,
     procfs,
     rootfs,
     seccomp,
@@ -87,6 +88,7 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
     from runpy_exec import validate
 
     store.validate_id(req.container_id)
+    _check_preserve_fds(req.preserve_fds)
     bundle = os.path.abspath(req.bundle)
     spec = validate.load_spec_fast(os.path.join(bundle, "config.json"))
     if opts.systemd_cgroup:
@@ -113,9 +115,13 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
         id=req.container_id, state_dir=state_dir, bundle=bundle, rootfs=rootfs_dir,
         init_pid=0, init_start_time=0, created=_now(), config=spec,
         annotations=spec.get("annotations") or {},
+        creator_pid=os.getpid(), creator_start_time=proc.start_time("self"),
     )
     sync = _Channels.open(terminal)
     try:
+        # Recorded at once, and again before any cgroup exists: a create killed
+        # at any point leaves a record that state, list and delete --force use.
+        store.save(container)
         master_fd = _start_init(container, spec, plan, seccomp_filter, req, terminal, sync)
         store.save(container)
         from runpy_exec import lifecycle
@@ -174,6 +180,17 @@ def _connect_pidfd_socket(path: str | None, console_socket: socket.socket | None
         raise
 
 
+def _check_preserve_fds(count: int) -> None:
+    import resource
+
+    from runpy_exec import resolve
+
+    try:
+        resolve.check_preserve_fds(count, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    except resolve.ResolveError as err:
+        raise PyruncError(err.detail) from None
+
+
 def _check_user_namespace(linux: dict[str, Any]) -> None:
     """A new user namespace without id maps leaves its root unmapped: refuse it up front."""
     new_userns = any(ns.get("type") == "user" and not ns.get("path")
@@ -230,6 +247,7 @@ def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessP
     paths = cgroups.resolve_paths(linux.get("cgroupsPath"), container.id)
     cgroups.check_unused(paths)  # before they are ours to remove on failure
     container.cgroup_paths = paths
+    store.save(container)
     cgroups.create(paths)
     cgroups.apply_resources(paths, _resources_with_default_devices(linux))
     fifo = os.path.join(container.state_dir, store.EXEC_FIFO)
@@ -260,8 +278,6 @@ def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessP
         cgroup_join.close()
         for fd in [fifo_fd, *(fd for _, fd in joined)]:
             os.close(fd)
-    from runpy_exec.linux import proc
-
     container.init_start_time = proc.start_time(init_pid)
     container.namespace_paths = {
         ns["type"]: f"/proc/{init_pid}/ns/{_NS_FILES[ns['type']]}"

@@ -190,6 +190,8 @@ def _load_running(opts: GlobalOptions, req: ExecRequest) -> state.Container:
     status = state.status_of(container)
     if status == "stopped":
         raise PyruncError("cannot exec in a stopped container", EXEC_ERROR)
+    if status == "creating":
+        raise PyruncError("cannot exec in a container that is still being created", EXEC_ERROR)
     if status == "paused" and not req.ignore_paused:
         raise PyruncError("cannot exec in a paused container (use --ignore-paused to override)",
                           EXEC_ERROR)
@@ -333,8 +335,12 @@ class _Prepared:
 
     def check_fds(self, req: ExecRequest) -> None:
         """Every fd the caller names must be one it really handed us, open now."""
+        import resource
+
         from runpy_exec import resolve
 
+        open_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        resolve.check_preserve_fds(req.preserve_fds, open_limit)
         keep = set(range(3, 3 + req.preserve_fds))
         for fd in sorted(keep):
             if not _callers_fd(fd):
@@ -343,6 +349,7 @@ class _Prepared:
         targets: set[int] = set()
         for value in req.pass_fds:
             source, target = resolve.parse_pass_fd(value)
+            resolve.check_fd_target(value, target, open_limit)
             if not _callers_fd(source):
                 raise PyruncError(f"exec failed: --pass-fd {value}: fd {source} is not open",
                                   EXEC_ERROR)

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from runpy_exec.requests import ExecRequest, GlobalOptions
 
 VALUE = "value"  # takes one string
-INT = "int"  # takes one non-negative decimal integer
+INT = "int"  # takes one decimal integer in 0..MAX_INT (an fd: a C int)
+MAX_INT = 2**31 - 1
 FLAG = "flag"  # boolean, takes nothing
 MULTI = "multi"  # takes one string, may repeat, collected in order
 
@@ -167,7 +168,8 @@ def _parse_flags(
         else:
             return None
         if kind == INT:
-            if not (raw.isascii() and raw.isdigit()):
+            # Out of range is Typer's to report (it names the flag and the range).
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) <= MAX_INT):
                 return None
             values[field] = int(raw)
         elif kind == MULTI:
