@@ -46,6 +46,7 @@ class Container:
         init_start_time: int, created: str, owner: str = "root", runtime: str = "pyrunc",
         namespace_paths: dict[str, str] | None = None, cgroup_paths: dict[str, str] | None = None,
         config: dict[str, Any] | None = None, annotations: dict[str, str] | None = None,
+        systemd_unit: str = "",
     ) -> None:
         self.id = id
         self.state_dir = state_dir
@@ -60,6 +61,7 @@ class Container:
         self.cgroup_paths = cgroup_paths or {}  # controller -> host dir
         self.config = config or {}  # the container's config.json
         self.annotations = annotations or {}
+        self.systemd_unit = systemd_unit  # the scope of --systemd-cgroup, stopped on delete
 
 
 def validate_id(container_id: str) -> None:
@@ -156,6 +158,7 @@ def save(container: Container) -> None:
         "annotations": container.annotations,
         "namespace_paths": container.namespace_paths,
         "cgroup_paths": container.cgroup_paths,
+        "systemd_unit": container.systemd_unit,
         "config": container.config,
     }
     atomic_write(os.path.join(container.state_dir, STATE_FILE), json.dumps(record).encode())
@@ -186,6 +189,7 @@ def load(root: str, container_id: str) -> Container:
         cgroup_paths=record.get("cgroup_paths", {}),
         config=record.get("config", {}),
         annotations=record.get("annotations", {}),
+        systemd_unit=record.get("systemd_unit", ""),
     )
 
 
