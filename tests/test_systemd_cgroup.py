@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from runpy_exec.linux import systemd
 from tests.conftest import Runtime, edit_config
 
 _MEMORY = 64 << 20
@@ -45,6 +46,34 @@ def _use_scope(bundle: Path, cgroups_path: str) -> None:
         linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "cgroup"]
 
     edit_config(bundle, change)
+
+
+@pytest.mark.parametrize(("slice_name", "path"), [
+    ("system.slice", "/system.slice"),
+    ("kubepods-besteffort-pod1.slice",
+     "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice"),
+    ("-.slice", "/"),
+])
+def test_slice_path_nests_dashed_slices(slice_name: str, path: str) -> None:
+    assert systemd.slice_path(slice_name) == path
+
+
+def test_unit_name_is_runc_s() -> None:
+    assert systemd.unit_name("docker", "abc") == "docker-abc.scope"
+    assert systemd.unit_name("", "abc") == "-abc.scope"
+
+
+def test_resource_properties_are_runc_s_mapping() -> None:
+    props = dict(systemd.resource_properties({
+        "memory": {"limit": 1 << 30}, "cpu": {"shares": 1024, "quota": 12345, "period": 100000},
+        "pids": {"limit": 0},
+    }))
+    assert props == {"MemoryMax": ("t", 1 << 30), "CPUWeight": ("t", 39),
+                     # 123450 us per second, rounded up to systemd's 10 ms steps
+                     "CPUQuotaPerSecUSec": ("t", 130000), "TasksMax": ("t", 1)}
+    unlimited = dict(systemd.resource_properties({"cpu": {"quota": -1}, "pids": {"limit": -1}}))
+    assert unlimited == {"CPUQuotaPerSecUSec": ("t", 2**64 - 1), "TasksMax": ("t", 2**64 - 1)}
+    assert systemd.resource_properties({}) == []
 
 
 @pytest.mark.root
