@@ -94,6 +94,8 @@ def test_the_container_is_a_transient_scope(name: str, request: pytest.FixtureRe
         init = runtime.state(container_id)["pid"]
         cgroup = Path(f"/proc/{init}/cgroup").read_text()
         assert cgroup == f"0::/system.slice/{unit}\n"
+        # Only the init: nothing the runtime used to make the scope stayed in it.
+        assert (scope_dir / "cgroup.procs").read_text().split() == [str(init)]
         exec_cgroup = runtime("--systemd-cgroup", "exec", container_id, "cat", "/proc/self/cgroup",
                               check=True).stdout
         assert exec_cgroup == f"0::/system.slice/{unit}\n"
@@ -104,6 +106,24 @@ def test_the_container_is_a_transient_scope(name: str, request: pytest.FixtureRe
     assert deleted.returncode == 0, deleted.stderr
     assert _unit_property(unit, "LoadState") == "not-found"
     assert not scope_dir.exists()
+
+
+@pytest.mark.root
+@pytest.mark.cgroup2_host
+@pytest.mark.skipif(not _systemd_on_cgroup2(), reason="needs systemd as PID 1 on cgroup v2")
+def test_a_failed_create_stops_its_scope(pyrunc: Runtime, bundle: Path) -> None:
+    container_id = f"sd{uuid.uuid4().hex[:8]}"
+    unit = f"test-{container_id}.scope"
+    _use_scope(bundle, f"system.slice:test:{container_id}")
+    edit_config(bundle, lambda config: config["process"].update(args=["/no/such/program"]))
+    result = pyrunc("--systemd-cgroup", "run", "-d", "--bundle", str(bundle), container_id,
+                    stdin=subprocess.DEVNULL)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "/no/such/program" in result.stderr
+    assert _unit_property(unit, "LoadState") == "not-found"
+    assert not Path("/sys/fs/cgroup/system.slice", unit).exists()
+    assert not (pyrunc.root / container_id).exists()
 
 
 @pytest.mark.root
