@@ -262,14 +262,19 @@ class _ScopeHolder:
     """A child that only waits: systemd makes no scope without a process to put in it.
 
     It holds the scope until the container's first child is born into its
-    cgroup, then exits (runc hands systemd its own runc-init child instead).
+    cgroup, then is killed (runc hands systemd its own runc-init child instead).
     """
 
     def __init__(self) -> None:
+        parent = os.getpid()
         self.pid = os.fork()
         if self.pid == 0:
-            while True:
-                signal.pause()
+            try:  # never back into the parent's code, whatever happens here
+                prctl.set_pdeathsig(signal.SIGKILL)  # a pyrunc killed midway leaves no holder
+                while os.getppid() == parent:
+                    signal.pause()
+            finally:
+                os._exit(0)
 
     def release(self) -> None:
         """Kill it (it holds copies of the parent's pipes: no waiting for it to notice)."""
