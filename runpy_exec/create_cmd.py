@@ -20,6 +20,7 @@ import datetime
 import fcntl
 import json
 import os
+import posixpath
 import signal
 import socket
 import subprocess  # noqa: F401 - used by hooks inside the container
@@ -91,8 +92,7 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
     _check_preserve_fds(req.preserve_fds)
     bundle = os.path.abspath(req.bundle)
     spec = validate.load_spec_fast(os.path.join(bundle, "config.json"))
-    if opts.systemd_cgroup:
-        _check_systemd(spec)
+    scope = _systemd_scope(spec, req.container_id) if opts.systemd_cgroup else None
     process = spec.get("process")
     if not process:
         raise PyruncError("config.json: process: field required")
@@ -122,7 +122,8 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
         # Recorded at once, and again before any cgroup exists: a create killed
         # at any point leaves a record that state, list and delete --force use.
         store.save(container)
-        master_fd = _start_init(container, spec, plan, seccomp_filter, req, terminal, sync)
+        master_fd = _start_init(container, spec, plan, seccomp_filter, req, terminal, sync,
+                                scope)
         store.save(container)
         from runpy_exec import lifecycle
 
@@ -154,15 +155,23 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
     return _Created(container=container, master_fd=master_fd)
 
 
-def _check_systemd(spec: dict[str, Any]) -> None:
-    """A malformed "slice:prefix:name" or a host without systemd fails before anything."""
+def _systemd_scope(spec: dict[str, Any], container_id: str) -> tuple[str, str]:
+    """(slice, unit) of the container's scope; a malformed "slice:prefix:name" or a host
+    without systemd and its bus fails here, before anything is made.
+
+    No cgroupsPath is runc's default: runc-<id>.scope in system.slice.
+    """
     from runpy_exec import systemd_path
+    from runpy_exec.linux import systemd
 
     cgroups_path = (spec.get("linux") or {}).get("cgroupsPath")
-    if cgroups_path:
-        systemd_path.parse(cgroups_path)
-    if not os.path.isdir("/run/systemd/system"):
-        raise PyruncError("--systemd-cgroup: systemd is not running on this host")
+    slice_name, prefix, name = (systemd_path.parse(cgroups_path) if cgroups_path
+                                else ("", "runc", container_id))
+    if name.endswith(".slice"):
+        raise PyruncError(f"cgroupsPath {cgroups_path!r}: pyrunc makes a scope for a "
+                          "container, not a slice: the name cannot end in .slice")
+    systemd.check_available()
+    return slice_name or "system.slice", systemd.unit_name(prefix, name)
 
 
 def _connect_pidfd_socket(path: str | None, console_socket: socket.socket | None,
@@ -225,6 +234,11 @@ def _undo(container: store.Container) -> None:
             os.kill(container.init_pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(container.init_pid, 0)
+    if container.systemd_unit:
+        from runpy_exec.linux import systemd
+
+        with contextlib.suppress(PyruncError):
+            systemd.stop_scope(container.systemd_unit)
     with contextlib.suppress(OSError, PyruncError):
         cgroups.destroy(container.cgroup_paths)
     with contextlib.suppress(OSError):
@@ -239,17 +253,78 @@ _NS_FILES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts"
 
 def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessPlan,
                 seccomp_filter: Any, req: CreateRequest, terminal: bool,
-                sync: _Channels) -> int | None:
+                sync: _Channels, scope: tuple[str, str] | None) -> int | None:
     """Fork the init and wait until its root filesystem is built; return the pty master."""
     from runpy_exec.linux import cgroups
 
     linux = spec.get("linux") or {}
-    paths = cgroups.resolve_paths(linux.get("cgroupsPath"), container.id)
-    cgroups.check_unused(paths)  # before they are ours to remove on failure
-    container.cgroup_paths = paths
-    store.save(container)
-    cgroups.create(paths)
-    cgroups.apply_resources(paths, _resources_with_default_devices(linux))
+    holder = None
+    if scope is None:
+        paths = cgroups.resolve_paths(linux.get("cgroupsPath"), container.id)
+        cgroups.check_unused(paths)  # before they are ours to remove on failure
+    else:
+        holder, paths = _start_scope(container, linux, *scope)
+    try:
+        container.cgroup_paths = paths
+        store.save(container)
+        cgroups.create(paths)
+        cgroups.apply_resources(paths, _resources_with_default_devices(linux))
+        return _fork_init(container, spec, plan, seccomp_filter, req, terminal, sync, paths,
+                          holder)
+    finally:
+        if holder is not None:
+            holder.release()
+
+
+class _ScopeHolder:
+    """A child that only waits: systemd makes no scope without a process to put in it.
+
+    It holds the scope until the container's first child is born into its
+    cgroup, then is killed (runc hands systemd its own runc-init child instead).
+    """
+
+    def __init__(self) -> None:
+        parent = os.getpid()
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:  # never back into the parent's code, whatever happens here
+                prctl.set_pdeathsig(signal.SIGKILL)  # a pyrunc killed midway leaves no holder
+                while os.getppid() == parent:
+                    signal.pause()
+            finally:
+                os._exit(0)
+
+    def release(self) -> None:
+        """Kill it (it holds copies of the parent's pipes: no waiting for it to notice)."""
+        if self.pid > 0:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self.pid = 0
+
+
+def _start_scope(container: store.Container, linux: dict[str, Any], slice_name: str,
+                 unit: str) -> tuple[_ScopeHolder, dict[str, str]]:
+    """Ask systemd for the container's scope; its cgroup directory is the container's."""
+    from runpy_exec.linux import cgroups, systemd
+
+    holder = _ScopeHolder()
+    try:
+        systemd.start_scope(unit, slice_name, holder.pid, f"pyrunc container {container.id}",
+                            linux.get("resources") or {})
+    except BaseException:
+        holder.release()
+        raise
+    container.systemd_unit = unit
+    path = posixpath.join(systemd.slice_path(slice_name), unit)
+    return holder, cgroups.resolve_paths(path, container.id)
+
+
+def _fork_init(container: store.Container, spec: dict[str, Any], plan: ProcessPlan,
+               seccomp_filter: Any, req: CreateRequest, terminal: bool, sync: _Channels,
+               paths: dict[str, str], holder: _ScopeHolder | None) -> int | None:
+    linux = spec.get("linux") or {}
     fifo = os.path.join(container.state_dir, store.EXEC_FIFO)
     os.mkfifo(fifo)
     # The init opens it as the container's root, which in a user namespace is
@@ -266,6 +341,8 @@ def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessP
             _first_child(spec, plan, seccomp_filter, req, sync, cgroup_join, fifo_fd, joined,
                          container.bundle, paths)
         os.close(first_pidfd)
+        if holder is not None:
+            holder.release()  # the first child keeps the scope from now on
         sync.close_child_ends()
         _map_user_ids(first, spec, sync)
         init_pid = int(sync.read_line() or 0)

@@ -115,6 +115,10 @@ def _cgroup_versions() -> tuple[bool, bool]:
     return v1, v2
 
 
+def _systemd_bus() -> bool:
+    return os.path.isdir("/run/systemd/system") and os.path.exists("/run/dbus/system_bus_socket")
+
+
 def _own_bounding_set() -> int:
     """pyrunc can only grant what it holds: a capability outside its own bounding
     set (dropped by whoever started it) would make capset(2) fail."""
@@ -137,7 +141,9 @@ def features() -> dict[str, Any]:
                        if os.path.exists(f"/proc/self/ns/{ns.proc_name}")],
         "capabilities": [f"CAP_{name}" for number, name in enumerate(CAPABILITY_NAMES)
                          if number <= last and bounding >> number & 1],
-        "cgroup": {"v1": v1, "v2": v2, "systemd": False, "systemdUser": False, "rdma": False},
+        # --systemd-cgroup works where systemd runs and its bus is there.
+        "cgroup": {"v1": v1, "v2": v2, "systemd": _systemd_bus(), "systemdUser": False,
+                   "rdma": False},
     }
     annotations = {"io.github.pyrunc.version": __version__}
     found = seccomp_features()

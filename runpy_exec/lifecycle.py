@@ -232,6 +232,10 @@ def destroy(container: store.Container, status: str) -> None:
         from runpy_exec.sessions import client
 
         client.end_all(container.state_dir)  # reattachable exec sessions end with the container
+    if container.systemd_unit:
+        from runpy_exec.linux import systemd
+
+        systemd.stop_scope(container.systemd_unit)  # systemd removes the scope's cgroup
     if paths:
         cgroups.destroy(paths)
     with store.locked(container.state_dir):

@@ -47,6 +47,7 @@ class Container:
         namespace_paths: dict[str, str] | None = None, cgroup_paths: dict[str, str] | None = None,
         config: dict[str, Any] | None = None, annotations: dict[str, str] | None = None,
         creator_pid: int = 0, creator_start_time: int = 0,
+        systemd_unit: str = "",
     ) -> None:
         self.id = id
         self.state_dir = state_dir
@@ -65,6 +66,7 @@ class Container:
         # with it alive the container is "creating", once it is dead "stopped".
         self.creator_pid = creator_pid
         self.creator_start_time = creator_start_time
+        self.systemd_unit = systemd_unit  # the scope of --systemd-cgroup, stopped on delete
 
 
 class BrokenState(PyruncError):
@@ -202,6 +204,7 @@ def save(container: Container) -> None:
         "annotations": container.annotations,
         "namespace_paths": container.namespace_paths,
         "cgroup_paths": container.cgroup_paths,
+        "systemd_unit": container.systemd_unit,
         "config": container.config,
         "creator_pid": container.creator_pid,
         "creator_start_time": container.creator_start_time,
@@ -301,6 +304,7 @@ def _from_pyrunc(state_dir: str, record: Any) -> Container:
         annotations=_string_map(record, "annotations"),
         creator_pid=_field(record, "creator_pid", int, 0),
         creator_start_time=_field(record, "creator_start_time", int, 0),
+        systemd_unit=_field(record, "systemd_unit", str, ""),
     )
 
 
