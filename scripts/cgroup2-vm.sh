@@ -14,6 +14,7 @@
 #                   passed on as it is on the host
 #   --memory MB     guest memory (default 3072)   --cpus N   guest CPUs (default 2)
 #   --verbose       show the kernel's and systemd's messages on the console
+#   --fetch         only fetch the kernel into the cache (no COMMAND; scripts/setup.sh)
 #
 # Prints the command's output as it runs and exits with its status; 124 when
 # the guest timed out, 125 when it died without reporting one.
@@ -51,7 +52,7 @@ die() {
 }
 
 project=$(cd "$HERE/.." && pwd) systemd=0 timeout=3600 results="" memory=3072 cpus=2
-extra_env=() verbose=0
+extra_env=() verbose=0 fetch_only=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--project) project=$(cd "$2" && pwd) || die "no such project dir: $2"; shift 2 ;;
@@ -62,14 +63,15 @@ while [ $# -gt 0 ]; do
 	--memory) memory=$2; shift 2 ;;
 	--cpus) cpus=$2; shift 2 ;;
 	--verbose) verbose=1; shift ;;
+	--fetch) fetch_only=1; shift ;;
 	--) shift; break ;;
 	-h | --help) usage ;;
 	*) usage ;;
 	esac
 done
-[ $# -gt 0 ] || usage
+[ $# -gt 0 ] || [ "$fetch_only" = 1 ] || usage
 [ "$(id -u)" = 0 ] || die "needs root (the guest shares the host's / as root sees it)"
-for tool in qemu-system-x86_64 cpio gzip timeout; do
+for tool in apt-get dpkg flock qemu-system-x86_64 cpio gzip timeout; do
 	command -v "$tool" >/dev/null || die "$tool is missing (run scripts/setup.sh)"
 done
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || die "busybox is missing (apt-get install busybox-static)"
@@ -100,6 +102,7 @@ exec 9>"$CACHE/.lock"
 flock 9
 [ -s "$CACHE/kernel/vmlinuz" ] || fetch_kernel
 flock -u 9
+[ "$fetch_only" = 0 ] || exit 0
 kernel=$CACHE/kernel/vmlinuz
 modules=$CACHE/kernel/modules
 
@@ -130,7 +133,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$share/out"
-cp "$GUEST/guest-init.py" "$GUEST/guest-setup.sh" "$GUEST/systemd-units" "$GUEST/systemd-command" "$share/"
+cp "$GUEST/guest-init.py" "$GUEST/systemd-units" "$GUEST/systemd-command" "$share/"
 echo "$modules" >"$share/modules-dir"
 if [ "$systemd" = 1 ]; then echo systemd >"$share/mode"; else echo plain >"$share/mode"; fi
 {
