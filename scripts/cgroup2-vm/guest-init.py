@@ -58,6 +58,12 @@ def setup() -> None:
         if controller in available:
             with open("/sys/fs/cgroup/cgroup.subtree_control", "w") as control:
                 control.write(f"+{controller}")
+    # What udev would add to devtmpfs: bash's process substitution needs /dev/fd.
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
+                         ("core", "/proc/kcore")):
+        if not os.path.lexists(f"/dev/{name}"):
+            os.symlink(target, f"/dev/{name}")
     if "/dev/pts" not in have:
         mount("devpts", "/dev/pts", "devpts", data="newinstance,ptmxmode=0666,mode=0620,gid=5")
         mount("/dev/pts/ptmx", "/dev/ptmx", None, MS_BIND)
