@@ -200,7 +200,8 @@ def _cases(log: str, pattern: str) -> tuple[set[str], set[str]]:
     containerd (pid 725)"): numbers and /tmp paths are masked so that runc's
     and pyrunc's steps compare.
     """
-    passed, failed = set(), set()
+    passed: set[str] = set()
+    failed: set[str] = set()
     for line in log.splitlines():
         match = re.match(pattern, line)
         if match:

@@ -53,7 +53,8 @@ def setup() -> None:
     have = mounted()
     if "/sys/fs/cgroup" not in have:  # systemd mounts it itself
         mount("cgroup2", "/sys/fs/cgroup", "cgroup2", data="nsdelegate")
-    available = open("/sys/fs/cgroup/cgroup.controllers").read().split()
+    with open("/sys/fs/cgroup/cgroup.controllers") as controllers:
+        available = controllers.read().split()
     for controller in CONTROLLERS:
         if controller in available:
             with open("/sys/fs/cgroup/cgroup.subtree_control", "w") as control:
