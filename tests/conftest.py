@@ -28,6 +28,8 @@ import pytest
 PROJECT = Path(__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0
 IN_CGROUP2_GUEST = os.environ.get("PYRUNC_CGROUP2_GUEST") == "1"
+# The guest booted with systemd as PID 1 (cgroup2-vm.sh --systemd), for systemd_host tests.
+IN_SYSTEMD_GUEST = os.environ.get("PYRUNC_SYSTEMD_GUEST") == "1"
 # Lines tests/test_cgroup2_guest.py reports (each suite's final line, durations);
 # shown at the end of the run whether its tests pass or fail.
 GUEST_SUMMARY = pytest.StashKey[list[str]]()
@@ -75,12 +77,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """In the cgroup v2 guest a cgroup2_host test that skips failed: it is there to run."""
+    """In the guests a cgroup2_host (or, with systemd, systemd_host) test that skips failed:
+    it is there to run."""
     outcome = yield
     report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
     if IN_CGROUP2_GUEST and report.skipped and "cgroup2_host" in item.keywords:
         report.outcome = "failed"
         report.longrepr = f"cgroup2_host test skipped in the cgroup v2 guest: {report.longrepr}"
+    if IN_SYSTEMD_GUEST and report.skipped and "systemd_host" in item.keywords:
+        report.outcome = "failed"
+        report.longrepr = f"systemd_host test skipped in the systemd guest: {report.longrepr}"
 
 
 def pyrunc_binary() -> str:

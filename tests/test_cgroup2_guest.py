@@ -51,6 +51,8 @@ RUNTIMES = ["runc", "pyrunc"]
 RUNC_INTERNAL_DEBUG_CASES = {"exec: runc --debug exec", "exec: runc --debug --log exec"}
 # The whole guest run: boot, every suite, power-off (CI's budget for it is ~45 min).
 GUEST_TIMEOUT = int(os.environ.get("PYRUNC_CGROUP2_GUEST_TIMEOUT", "3300"))
+# The systemd boot runs only the systemd_host tests: boot (~1 min under TCG) and a few containers.
+SYSTEMD_GUEST_TIMEOUT = 900
 
 
 @dataclass
@@ -72,15 +74,15 @@ class GuestRun:
     seconds: float
 
 
-def _cgroup2_host_tests() -> list[str]:
-    """Node ids of the checkout's cgroup2_host tests (collected on the host)."""
+def _marked_tests(marker: str) -> list[str]:
+    """Node ids of the checkout's tests marked ``marker`` (collected on the host)."""
     result = subprocess.run(
         [str(GUEST_PROJECT / ".venv" / "bin" / "python"), "-m", "pytest", "--co", "-q",
-         "-p", "no:cacheprovider", "-m", "cgroup2_host", "tests"],
+         "-p", "no:cacheprovider", "-m", marker, "tests"],
         cwd=GUEST_PROJECT, capture_output=True, text=True, timeout=600,
         stdin=subprocess.DEVNULL)
     if result.returncode not in (0, 5):  # 5: no test selected
-        pytest.fail(f"collecting the cgroup2_host tests failed:\n{result.stdout}{result.stderr}")
+        pytest.fail(f"collecting the {marker} tests failed:\n{result.stdout}{result.stderr}")
     return [line for line in result.stdout.splitlines() if "::" in line]
 
 
@@ -104,7 +106,7 @@ def guest(request: pytest.FixtureRequest) -> GuestRun:
     subprocess.run([str(harness), "runc", "no-such-file"], capture_output=True, timeout=600,
                    env={**os.environ, "RUNC_BATS_CACHE": str(bats_cache)},
                    stdin=subprocess.DEVNULL, check=True)
-    v2_tests = _cgroup2_host_tests()
+    v2_tests = _marked_tests("cgroup2_host")
     files = [f for f in PYTEST_FILES if (GUEST_PROJECT / f).exists()]
     files += sorted({test.split("::")[0] for test in v2_tests} - set(files))
 
@@ -237,3 +239,36 @@ def test_engine_pyrunc_passes_what_runc_passes_on_a_cgroup2_host(
         guest, request, engine, r"^(ok|not ok) \d+ - (.*)$")
     missing = sorted(runc_passed - pyrunc_passed)
     assert not missing, f"runc passes these {engine} steps in the guest, pyrunc does not: {missing}"
+
+
+def test_systemd_cgroup_driver_on_a_systemd_cgroup2_host(request: pytest.FixtureRequest) -> None:
+    """--systemd-cgroup beside runc, in a second boot with systemd as PID 1.
+
+    The systemd_host tests (tests/test_systemd_cgroup.py) need systemd's D-Bus
+    API; the guest booted with --systemd has it, and there a skip is a failure.
+    """
+    tests = _marked_tests("systemd_host")
+    assert tests, "no systemd_host test was collected"
+    files = sorted({test.split("::")[0] for test in tests})
+    results = CACHE / "runs" / f"systemd-{os.getpid()}-{time.monotonic_ns()}"
+    results.mkdir(parents=True)
+    request.addfinalizer(lambda: shutil.rmtree(results, ignore_errors=True))
+    inner = (".venv/bin/python -m pytest -p no:cacheprovider -ra -q -m systemd_host "
+             '--junitxml="$CGROUP2_VM_RESULTS/systemd.xml" ' + " ".join(files))
+    command = [str(VM), "--systemd", "--project", str(GUEST_PROJECT), "--results", str(results),
+               "--timeout", str(SYSTEMD_GUEST_TIMEOUT), "--env", "PYRUNC_SYSTEMD_GUEST=1",
+               "--", "bash", "-c", inner]
+    started = time.monotonic()
+    console = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                             timeout=SYSTEMD_GUEST_TIMEOUT + 120)
+    lines = [line for line in console.stdout.splitlines() if line.strip()]
+    final = lines[-1] if lines else "(no output)"
+    _summary(request, f"systemd guest ({time.monotonic() - started:.0f} s, boot included): "
+                      f"{final}")
+    xml = results / "systemd.xml"
+    assert xml.exists(), f"the systemd guest wrote no junit XML:\n{console.stdout[-3000:]}"
+    outcomes = _junit_outcomes(xml)
+    not_passed = {test: outcomes.get(test, "not run") for test in tests
+                  if outcomes.get(test) != "passed"}
+    assert console.returncode == 0 and not not_passed, (
+        f"{final}\n{not_passed}\n{console.stdout[-4000:]}")

@@ -77,7 +77,7 @@ def test_resource_properties_are_runc_s_mapping() -> None:
 
 
 @pytest.mark.root
-@pytest.mark.cgroup2_host
+@pytest.mark.systemd_host
 @pytest.mark.skipif(not _systemd_on_cgroup2(), reason="needs systemd as PID 1 on cgroup v2")
 @pytest.mark.parametrize("name", ["pyrunc", "runc"])
 def test_the_container_is_a_transient_scope(name: str, request: pytest.FixtureRequest,
@@ -109,7 +109,7 @@ def test_the_container_is_a_transient_scope(name: str, request: pytest.FixtureRe
 
 
 @pytest.mark.root
-@pytest.mark.cgroup2_host
+@pytest.mark.systemd_host
 @pytest.mark.skipif(not _systemd_on_cgroup2(), reason="needs systemd as PID 1 on cgroup v2")
 def test_a_failed_create_stops_its_scope(pyrunc: Runtime, bundle: Path) -> None:
     container_id = f"sd{uuid.uuid4().hex[:8]}"
