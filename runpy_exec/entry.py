@@ -1,9 +1,11 @@
 """The ``pyrunc`` console command: choose a parser, turn failures into statuses.
 
-A well-formed ``exec`` is parsed by ``execargs`` with the standard library
-only; everything else (other commands, help, anything unusual) goes through
-the Typer app in ``cli``, whose import alone costs more than exec's budget.
-This module must therefore import nothing beyond those two small modules.
+A well-formed call of a command engines use (exec, create, start, state,
+kill, delete...) is parsed by ``fastargs`` with the standard library only;
+everything else (other commands, help, anything unusual) goes through the
+Typer app in ``cli``, whose import alone costs several times the work of most
+commands.  This module must therefore import nothing beyond those small
+modules.
 
 Failures are reported once, here: a ``PyruncError`` as its one-line message
 and its exit code, anything unexpected as a one-line internal error (with the
@@ -14,10 +16,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
 
-from runpy_exec import execargs, log
+from runpy_exec import fastargs, log
 from runpy_exec.errors import PyruncError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 EXEC_ERROR = 255
 INTERRUPTED = 130
@@ -45,16 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: list[str]) -> int:
-    parsed = execargs.parse(args)
+    parsed = fastargs.parse(args)
     if parsed is None:
         from runpy_exec import cli
 
         return cli.run(args)
-    opts, req = parsed
-    log.configure(opts)
-    from runpy_exec import exec_cmd
-
-    return exec_cmd.exec_(opts, req)
+    log.configure(parsed.opts)
+    return parsed.call()
 
 
 def _exit_status(code: object) -> int:
@@ -72,7 +74,7 @@ def _internal_error(err: Exception, args: list[str]) -> int:
 
         traceback.print_exception(err, file=sys.stderr)
     log.error(f"pyrunc: internal error: {type(err).__name__}: {err}")
-    return EXEC_ERROR if execargs.subcommand(args) == "exec" else 1
+    return EXEC_ERROR if fastargs.subcommand(args) == "exec" else 1
 
 
 def _silence_stdout() -> None:

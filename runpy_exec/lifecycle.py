@@ -7,17 +7,21 @@ fifo (present until ``start``) and the freezer.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import time
-from typing import Any
 
 from runpy_exec import OCI_VERSION
 from runpy_exec import state as store
 from runpy_exec.errors import PyruncError
-from runpy_exec.requests import GlobalOptions
+
+# Each command imports what it alone needs (json, signal, subprocess...):
+# engines run state, kill and delete for every container, and the modules
+# cost more than their work.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    from runpy_exec.requests import GlobalOptions
 
 
 def oci_state(container: store.Container, status: str | None = None) -> dict[str, Any]:
@@ -36,6 +40,8 @@ def oci_state(container: store.Container, status: str | None = None) -> dict[str
 
 
 def state(opts: GlobalOptions, container_id: str) -> None:
+    import json
+
     container = store.load(opts.root, container_id)
     print(json.dumps(oci_state(container), indent="  "))
 
@@ -53,6 +59,8 @@ def list_containers(opts: GlobalOptions, quiet: bool, fmt: str) -> None:
         return
     records = [oci_state(c) for c in containers]
     if fmt == "json":
+        import json
+
         print(json.dumps(records, separators=(",", ":")))
         return
     if fmt != "table":
@@ -67,6 +75,8 @@ def list_containers(opts: GlobalOptions, quiet: bool, fmt: str) -> None:
 
 def parse_signal(value: str) -> int:
     """``KILL``, ``SIGKILL`` and ``9`` all name SIGKILL, as in runc."""
+    import signal
+
     if value.isdigit():
         number = int(value)
         known = {s.value for s in signal.Signals}
@@ -104,6 +114,8 @@ def kill(opts: GlobalOptions, container_id: str, signal_name: str, all_processes
 
 
 def _signal_all(container: store.Container, signum: int) -> None:
+    import signal
+
     from runpy_exec.linux import cgroups
 
     paused = store.status_of(container) == "paused"
@@ -192,32 +204,71 @@ def destroy(container: store.Container, status: str) -> None:
 
 
 def _kill_and_wait(container: store.Container) -> None:
-    from runpy_exec.linux import cgroups, proc
+    """SIGKILL every process of the container and wait until all are gone.
+
+    Each process is held by a pidfd, so the kill cannot reach a process that
+    reused a pid, and the wait is the kernel's word (a pidfd turns readable
+    at exit) rather than a polling loop.  Processes forked while we kill are
+    picked up from the cgroup on the next pass.
+    """
+    import select
+    import signal
+    import time
+
+    from runpy_exec.linux import cgroups
 
     if "freezer" in container.cgroup_paths:
+        # A frozen task cannot die until thawed.
         cgroups.thaw(container.cgroup_paths)
-    if not cgroups.kill_all(container.cgroup_paths):
-        for pid in set(cgroups.pids(container.cgroup_paths)) | {container.init_pid}:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue
+    # cgroup.kill where the kernel has it; the pidfds below wait (and kill on v1).
+    cgroups.kill_all(container.cgroup_paths)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        alive = proc.is_alive_with_start_time(container.init_pid, container.init_start_time)
-        if not alive and not cgroups.pids(container.cgroup_paths):
-            return
-        time.sleep(0.01)
+    pids = set(cgroups.pids(container.cgroup_paths)) | {container.init_pid}
+    killed: set[int] = set()
+    while pids and time.monotonic() < deadline:
+        poller = select.poll()
+        pidfds = []
+        waiting = 0
+        try:
+            for pid in pids:
+                try:
+                    pidfd = os.pidfd_open(pid)
+                except ProcessLookupError:
+                    continue
+                pidfds.append(pidfd)
+                try:
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                except ProcessLookupError:
+                    continue
+                poller.register(pidfd, select.POLLIN)
+                waiting += 1
+            while waiting:
+                remaining = deadline - time.monotonic()
+                ready = poller.poll(remaining * 1000) if remaining > 0 else []
+                if not ready:
+                    break
+                for pidfd, _events in ready:
+                    poller.unregister(pidfd)
+                    waiting -= 1
+        finally:
+            for pidfd in pidfds:
+                os.close(pidfd)
+        killed |= pids
+        pids = set(cgroups.pids(container.cgroup_paths)) - killed
 
 
-def ps(opts: GlobalOptions, container_id: str, fmt: str, ps_args: list[str]) -> None:
+def ps(opts: GlobalOptions, container_id: str, fmt: str, ps_args: Sequence[str]) -> None:
     from runpy_exec.linux import cgroups
 
     container = store.load(opts.root, container_id)
     pids = cgroups.pids(container.cgroup_paths)
     if fmt == "json":
+        import json
+
         print(json.dumps(pids))
         return
+    import subprocess
+
     if fmt != "table":
         raise PyruncError(f"invalid format option {fmt!r}: must be table or json")
     try:
