@@ -21,10 +21,10 @@ import os
 import posixpath
 import resource
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import NamedTuple
 
 from runpy_exec.errors import PyruncError
 from runpy_exec.plan import CapabilitySets, IoPriority, ProcessPlan, Rlimit, Scheduler
+from runpy_exec.records import NamedTuple
 from runpy_exec.requests import ExecRequest
 
 TYPE_CHECKING = False
