@@ -11,17 +11,18 @@ import contextlib
 import fcntl
 import os
 import signal
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from runpy_exec import state
 from runpy_exec.errors import PyruncError
 from runpy_exec.plan import ProcessPlan
 from runpy_exec.requests import ExecRequest, GlobalOptions
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     # Imported where used: socket costs ~6 ms, and only a terminal exec needs it.
     import socket
+    from collections.abc import Iterable, Iterator
+    from typing import Any, NoReturn
 
     from runpy_exec.linux.cgroups.joining import CgroupJoin
 

@@ -40,7 +40,7 @@ def oci_state(container: store.Container, status: str | None = None) -> dict[str
 
 
 def state(opts: GlobalOptions, container_id: str) -> None:
-    import json
+    from runpy_exec import jsonio as json
 
     container = store.load(opts.root, container_id)
     print(json.dumps(oci_state(container), indent="  "))
@@ -59,7 +59,7 @@ def list_containers(opts: GlobalOptions, quiet: bool, fmt: str) -> None:
         return
     records = [oci_state(c) for c in containers]
     if fmt == "json":
-        import json
+        from runpy_exec import jsonio as json
 
         print(json.dumps(records, separators=(",", ":")))
         return
@@ -263,7 +263,7 @@ def ps(opts: GlobalOptions, container_id: str, fmt: str, ps_args: Sequence[str])
     container = store.load(opts.root, container_id)
     pids = cgroups.pids(container.cgroup_paths)
     if fmt == "json":
-        import json
+        from runpy_exec import jsonio as json
 
         print(json.dumps(pids))
         return
