@@ -11,7 +11,7 @@ import typer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runpy_exec import cli, fastargs
+from runpy_exec import cli, fastargs, log
 from runpy_exec.fastargs import COMMANDS
 from runpy_exec.requests import CreateRequest, ExecRequest, GlobalOptions
 
@@ -261,7 +261,7 @@ def _calls(argv: list[str], through_typer: bool) -> tuple[int, list[tuple[str, d
             mp.setattr(module, function_name,
                        _recording(calls, name, getattr(module, function_name)))
         # --log values are random text: no file may be created for them.
-        mp.setattr(cli.log, "configure", lambda opts: None)
+        mp.setattr(log, "configure", lambda opts: None)
         if through_typer:
             status = cli.run(argv)
         else:
