@@ -57,7 +57,13 @@ _USAGE = {
     "resume": "<container-id>",
     "exec": "[command options] <container-id> <command> [args...]"
     "  ||  -p process.json <container-id>",
+    "attach": "[command options] <container-id> <session>",
+    "sessions": "[command options] <container-id>",
+    "kill-session": "<container-id> <session> [signal]",
     "help": "[command]",
+    "features": "",
+    "update": "[command options] <container-id>",
+    "events": "[command options] <container-id>",
 }
 
 
@@ -76,6 +82,12 @@ class _Command(TyperCommand):
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         formatter.write(_command_help(self, ctx))
+
+
+class _FlagsAnywhere(_Command):
+    # urfave/cli moves flags ahead of the arguments for every command but
+    # exec: runc's tests (and scripts) write "update ID --memory 64M".
+    allow_interspersed_args = True
 
 
 class _Group(TyperGroup):
@@ -195,11 +207,22 @@ _ConsoleSocket = Annotated[
         help="AF_UNIX socket to send the pseudoterminal's master fd to",
     ),
 ]
+# fds are C ints: anything above INT32_MAX is refused here, with the flag's name.
+_MAX_FD = 2**31 - 1
 _PreserveFds = Annotated[
     int,
     typer.Option(
         "--preserve-fds",
+        min=0,
+        max=_MAX_FD,
         help="pass N more fds, from fd 3 (after any $LISTEN_FDS ones), to the process",
+    ),
+]
+_PidfdSocket = Annotated[
+    str | None,
+    typer.Option(
+        "--pidfd-socket",
+        help="AF_UNIX socket to send a pidfd of the process to",
     ),
 ]
 _NoPivot = Annotated[
@@ -262,6 +285,7 @@ def create(
     container_id: _ContainerId,
     bundle: _Bundle = ".",
     console_socket: _ConsoleSocket = None,
+    pidfd_socket: _PidfdSocket = None,
     pid_file: _PidFile = None,
     no_pivot: _NoPivot = False,
     no_new_keyring: _NoNewKeyring = False,
@@ -279,6 +303,7 @@ def create(
             no_pivot=no_pivot,
             no_new_keyring=no_new_keyring,
             preserve_fds=preserve_fds,
+            pidfd_socket=pidfd_socket,
         ),
     )
 
@@ -297,6 +322,7 @@ def run_(
     container_id: _ContainerId,
     bundle: _Bundle = ".",
     console_socket: _ConsoleSocket = None,
+    pidfd_socket: _PidfdSocket = None,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="return once the process has started")
     ] = False,
@@ -320,6 +346,7 @@ def run_(
             no_pivot=no_pivot,
             no_new_keyring=no_new_keyring,
             preserve_fds=preserve_fds,
+            pidfd_socket=pidfd_socket,
         ),
         detach,
         keep,
@@ -476,6 +503,7 @@ def exec_(
     container_id: _ContainerId,
     args: Annotated[list[str] | None, typer.Argument(metavar="COMMAND")] = None,
     console_socket: _ConsoleSocket = None,
+    pidfd_socket: _PidfdSocket = None,
     cwd: Annotated[
         str | None, typer.Option("--cwd", help="working directory inside the container")
     ] = None,
@@ -544,6 +572,8 @@ def exec_(
         int | None,
         typer.Option(
             "--exec-fd",
+            min=0,
+            max=_MAX_FD,
             help="execute the file open on this fd (fexecve) instead of a path",
         ),
     ] = None,
@@ -553,6 +583,24 @@ def exec_(
             "--timeout",
             help="kill the process after this long (e.g. 10s, 1m30s) and exit 124",
         ),
+    ] = None,
+    session: Annotated[
+        str | None,
+        typer.Option(
+            "--session",
+            help='start a reattachable session of this name (see "pyrunc attach")',
+        ),
+    ] = None,
+    session_idle: Annotated[
+        str | None,
+        typer.Option(
+            "--session-idle",
+            help="end the session once no client has been attached for this long (e.g. 1h)",
+        ),
+    ] = None,
+    size: Annotated[
+        str | None,
+        typer.Option("--size", help="the session's terminal size as ROWSxCOLS, e.g. 40x120"),
     ] = None,
 ) -> None:
     from runpy_exec import exec_cmd
@@ -582,10 +630,207 @@ def exec_(
             pass_fds=tuple(pass_fds or ()),
             exec_fd=exec_fd,
             timeout=timeout,
+            pidfd_socket=pidfd_socket,
+
+
+            session=session,
+            session_idle=session_idle,
+            size=size,
         ),
     )
     if status:
         raise typer.Exit(status)
+
+
+@app.command(
+    "features",
+    cls=_Command,
+    short_help="show what this pyrunc supports on this host, as JSON",
+    help="""\
+Print the runtime-spec features document (features.json): the OCI versions,
+hooks, mount options, namespaces, capabilities, cgroup versions, seccomp
+actions, operators, architectures and flags, and the LSMs this pyrunc can
+use on this host.  Engines read it to decide what to ask for.""",
+)
+def features() -> None:
+    import json
+
+    from runpy_exec import features as feats
+
+    typer.echo(json.dumps(feats.features(), indent=4))
+
+
+def _flag(help_text: str, hidden: bool = False) -> Any:
+    return typer.Option(help=help_text, hidden=hidden, show_default=False)
+
+
+@app.command(
+    "update",
+    cls=_FlagsAnywhere,
+    short_help="change a running container's resource limits",
+    help="""\
+Change the cgroup limits of a running container, from the options below or
+from a linux.resources JSON object (--resources FILE, or - for stdin; the
+options are then ignored).  Sizes take a binary unit (64M, 1g); -1 means
+unlimited.  The new limits are recorded with the container.  Device rules are
+not changed.  When the kernel refuses a value the previous limits are put
+back and the command fails.""",
+)
+def update(
+    ctx: typer.Context,
+    container_id: _ContainerId,
+    resources: Annotated[
+        str | None,
+        typer.Option("--resources", "-r",
+                     help="read linux.resources JSON from this file, or - for stdin"),
+    ] = None,
+    blkio_weight: Annotated[str | None, _flag("block IO weight, 10 to 1000")] = None,
+    cpu_period: Annotated[str | None, _flag("CPU CFS period in us")] = None,
+    cpu_quota: Annotated[str | None, _flag("CPU CFS quota in us per period; -1: none")] = None,
+    cpu_burst: Annotated[str | None, _flag("CPU CFS burst in us")] = None,
+    cpu_share: Annotated[str | None, _flag("CPU shares (relative weight)")] = None,
+    cpu_rt_period: Annotated[str | None, _flag("CPU realtime period in us")] = None,
+    cpu_rt_runtime: Annotated[str | None, _flag("CPU realtime runtime in us per period")] = None,
+    cpuset_cpus: Annotated[str | None, _flag("CPUs the container may use, e.g. 0-2,4")] = None,
+    cpuset_mems: Annotated[str | None, _flag("memory nodes the container may use")] = None,
+    cpu_idle: Annotated[str | None, _flag("1: SCHED_IDLE for the cgroup, 0: normal")] = None,
+    kernel_memory: Annotated[str | None, _flag("(ignored, as by runc)", hidden=True)] = None,
+    kernel_memory_tcp: Annotated[str | None, _flag("(ignored, as by runc)", hidden=True)] = None,
+    memory: Annotated[str | None, _flag("memory limit in bytes (64M, 1g); -1: none")] = None,
+    memory_reservation: Annotated[str | None, _flag("memory soft limit in bytes")] = None,
+    memory_swap: Annotated[str | None, _flag("memory+swap limit in bytes; -1: none")] = None,
+    pids_limit: Annotated[str | None, _flag("maximum number of tasks; -1: none")] = None,
+    l3_cache_schema: Annotated[str | None, _flag("Intel RDT/CAT L3 cache schema")] = None,
+    mem_bw_schema: Annotated[str | None, _flag("Intel RDT/MBA memory bandwidth schema")] = None,
+) -> None:
+    from runpy_exec import update as upd
+
+    if resources is not None:
+        r = upd.read_resources(resources)
+    else:
+        r = {"memory": {}, "cpu": {}, "blockIO": {}, "pids": {}}
+        weight = upd.parse_int("--blkio-weight", blkio_weight or "0", True)
+        if weight:
+            r["blockIO"]["weight"] = weight  # 0 is runc's "unchanged"
+        if cpuset_cpus:
+            r["cpu"]["cpus"] = cpuset_cpus
+        if cpuset_mems:
+            r["cpu"]["mems"] = cpuset_mems
+        if cpu_idle is not None:
+            r["cpu"]["idle"] = upd.parse_int("--cpu-idle", cpu_idle, False)
+        for flag, key, value, unsigned in (
+            ("--cpu-burst", "burst", cpu_burst, True),
+            ("--cpu-period", "period", cpu_period, True),
+            ("--cpu-rt-period", "realtimePeriod", cpu_rt_period, True),
+            ("--cpu-share", "shares", cpu_share, True),
+            ("--cpu-quota", "quota", cpu_quota, False),
+            ("--cpu-rt-runtime", "realtimeRuntime", cpu_rt_runtime, False),
+        ):
+            if value is not None:
+                r["cpu"][key] = upd.parse_int(flag, value, unsigned)
+        for flag, key, value in (
+            ("--memory", "limit", memory),
+            ("--memory-swap", "swap", memory_swap),
+            ("--kernel-memory", "kernel", kernel_memory),
+            ("--kernel-memory-tcp", "kernelTCP", kernel_memory_tcp),
+            ("--memory-reservation", "reservation", memory_reservation),
+        ):
+            if value is not None:
+                r["memory"][key] = upd.parse_ram(flag, value)
+        if pids_limit is not None:
+            r["pids"]["limit"] = upd.parse_int("--pids-limit", pids_limit, False)
+    rdt = {"--l3-cache-schema": l3_cache_schema or "", "--mem-bw-schema": mem_bw_schema or ""}
+    upd.update(_opts(ctx).root, container_id, r, rdt)
+
+
+@app.command(
+    "events",
+    cls=_FlagsAnywhere,
+    short_help="print a container's resource usage and OOM kills as JSON lines",
+    help="""\
+Print the container's resource usage (cpu, memory, pids, blkio, hugetlb) as
+one JSON line every interval, and a line of type "oom" whenever the kernel's
+OOM killer kills one of its processes.  The stream ends when the container
+stops, or on SIGINT or SIGTERM.  With --stats, print the usage once.""",
+)
+def events(
+    ctx: typer.Context,
+    container_id: _ContainerId,
+    interval: Annotated[
+        str, typer.Option("--interval", help="time between two stats lines (5s, 100ms)")
+    ] = "5s",
+    stats: Annotated[
+        bool, typer.Option("--stats", help="print the usage once and exit")
+    ] = False,
+) -> None:
+    from runpy_exec import events as ev
+
+    ev.events(_opts(ctx).root, container_id, ev.parse_interval(interval), stats)
+
+
+_SessionName = Annotated[str, typer.Argument(metavar="SESSION", show_default=False)]
+
+
+@app.command(
+    "attach",
+    cls=_Command,
+    short_help="attach to an exec session started with --session",
+    help="""\
+Show the session's recent output, then connect this terminal to it (raw
+mode; the size follows this terminal).  The detach keys (ctrl-p ctrl-q by
+default) leave the session running and exit 0; when its process ends, attach
+exits with its status (128+N for signal N).  Several clients may attach at
+once.""",
+)
+def attach(
+    ctx: typer.Context,
+    container_id: _ContainerId,
+    name: _SessionName,
+    detach_keys: Annotated[
+        str,
+        typer.Option("--detach-keys", help='the keys that detach, e.g. "ctrl-a,d"'),
+    ] = "ctrl-p,ctrl-q",
+    no_replay: Annotated[
+        bool, typer.Option("--no-replay", help="do not show the recent output first")
+    ] = False,
+) -> None:
+    from runpy_exec.sessions import client
+
+    status = client.attach_command(_opts(ctx), container_id, name, detach_keys, no_replay)
+    if status:
+        raise typer.Exit(status)
+
+
+@app.command(
+    "sessions",
+    cls=_Command,
+    short_help="list a container's exec sessions",
+    help="List the container's sessions: name, pid, command, start, clients attached, idle since.",
+)
+def sessions_(ctx: typer.Context, container_id: _ContainerId, fmt: _Format = "table") -> None:
+    from runpy_exec.sessions import client
+
+    client.print_sessions(_opts(ctx).root, container_id, fmt)
+
+
+@app.command(
+    "kill-session",
+    cls=_Command,
+    short_help="end an exec session (SIGKILL by default)",
+    help="""\
+Send a signal to the session's process; with the default SIGKILL, return once
+the session has ended.""",
+)
+def kill_session(
+    ctx: typer.Context,
+    container_id: _ContainerId,
+    name: _SessionName,
+    signal: Annotated[str, typer.Argument(metavar="SIGNAL")] = "SIGKILL",
+) -> None:
+    from runpy_exec import lifecycle
+    from runpy_exec.sessions import client
+
+    client.kill_session(_opts(ctx).root, container_id, name, lifecycle.parse_signal(signal))
 
 
 # runc commands pyrunc does not implement.  They exist so that "-h" works and
@@ -593,8 +838,6 @@ def exec_(
 _UNSUPPORTED = {
     "checkpoint": "save a running container to disk (not supported by pyrunc)",
     "restore": "bring back a checkpointed container (not supported by pyrunc)",
-    "events": "stream a container's resource statistics (not supported by pyrunc)",
-    "update": "change a container's resource limits (not supported by pyrunc)",
 }
 
 

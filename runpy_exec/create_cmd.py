@@ -17,8 +17,10 @@ from __future__ import annotations
 # /root holding the interpreter, say), and an import there would fail.
 import contextlib
 import datetime
+import fcntl
 import json
 import os
+import posixpath
 import signal
 import socket
 import subprocess  # noqa: F401 - used by hooks inside the container
@@ -34,6 +36,8 @@ from runpy_exec.linux import (  # noqa: F401 - imported for the children, see ab
     capabilities,
     console,
     namespaces,
+    proc,
+    procfs,
     rootfs,
     seccomp,
     syscalls,
@@ -84,11 +88,11 @@ def run(opts: GlobalOptions, req: CreateRequest, detach: bool, keep: bool) -> in
 def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created:
     from runpy_exec import validate
 
-    if opts.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
-        raise PyruncError("--systemd-cgroup: systemd is not running on this host")
     store.validate_id(req.container_id)
+    _check_preserve_fds(req.preserve_fds)
     bundle = os.path.abspath(req.bundle)
     spec = validate.load_spec_fast(os.path.join(bundle, "config.json"))
+    scope = _systemd_scope(spec, req.container_id) if opts.systemd_cgroup else None
     process = spec.get("process")
     if not process:
         raise PyruncError("config.json: process: field required")
@@ -105,15 +109,21 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
     plan = _resolve_plan(opts, process, rootfs_dir)
     seccomp_filter = process_setup.prepare_seccomp(spec)
     console_socket = console.connect(req.console_socket) if req.console_socket else None
+    pidfd_sock = _connect_pidfd_socket(req.pidfd_socket, console_socket)
     state_dir = store.make_container_dir(opts.root, req.container_id)
     container = store.Container(
         id=req.container_id, state_dir=state_dir, bundle=bundle, rootfs=rootfs_dir,
         init_pid=0, init_start_time=0, created=_now(), config=spec,
         annotations=spec.get("annotations") or {},
+        creator_pid=os.getpid(), creator_start_time=proc.start_time("self"),
     )
     sync = _Channels.open(terminal)
     try:
-        master_fd = _start_init(container, spec, plan, seccomp_filter, req, terminal, sync)
+        # Recorded at once, and again before any cgroup exists: a create killed
+        # at any point leaves a record that state, list and delete --force use.
+        store.save(container)
+        master_fd = _start_init(container, spec, plan, seccomp_filter, req, terminal, sync,
+                                scope)
         store.save(container)
         from runpy_exec import lifecycle
 
@@ -128,6 +138,10 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
             console.send_fd(console_socket, master_fd)
             os.close(master_fd)
             master_fd = None
+        if pidfd_sock is not None:
+            from runpy_exec.linux import pidfd_socket
+
+            pidfd_socket.send(pidfd_sock, pidfd_socket.INIT, container.init_pid)
         if req.pid_file:
             store.write_pid_file(req.pid_file, container.init_pid)
     except BaseException:
@@ -135,9 +149,55 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
         raise
     finally:
         sync.close()
+        for sock in (console_socket, pidfd_sock):
+            if sock is not None:
+                sock.close()
+    return _Created(container=container, master_fd=master_fd)
+
+
+def _systemd_scope(spec: dict[str, Any], container_id: str) -> tuple[str, str]:
+    """(slice, unit) of the container's scope; a malformed "slice:prefix:name" or a host
+    without systemd and its bus fails here, before anything is made.
+
+    No cgroupsPath is runc's default: runc-<id>.scope in system.slice.
+    """
+    from runpy_exec import systemd_path
+    from runpy_exec.linux import systemd
+
+    cgroups_path = (spec.get("linux") or {}).get("cgroupsPath")
+    slice_name, prefix, name = (systemd_path.parse(cgroups_path) if cgroups_path
+                                else ("", "runc", container_id))
+    if name.endswith(".slice"):
+        raise PyruncError(f"cgroupsPath {cgroups_path!r}: pyrunc makes a scope for a "
+                          "container, not a slice: the name cannot end in .slice")
+    systemd.check_available()
+    return slice_name or "system.slice", systemd.unit_name(prefix, name)
+
+
+def _connect_pidfd_socket(path: str | None, console_socket: socket.socket | None,
+                          ) -> socket.socket | None:
+    """Connected up front (see --console-socket): a dead socket leaves nothing behind."""
+    if not path:
+        return None
+    from runpy_exec.linux import pidfd_socket
+
+    try:
+        return pidfd_socket.connect(path)
+    except PyruncError:
         if console_socket is not None:
             console_socket.close()
-    return _Created(container=container, master_fd=master_fd)
+        raise
+
+
+def _check_preserve_fds(count: int) -> None:
+    import resource
+
+    from runpy_exec import resolve
+
+    try:
+        resolve.check_preserve_fds(count, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    except resolve.ResolveError as err:
+        raise PyruncError(err.detail) from None
 
 
 def _check_user_namespace(linux: dict[str, Any]) -> None:
@@ -174,6 +234,11 @@ def _undo(container: store.Container) -> None:
             os.kill(container.init_pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(container.init_pid, 0)
+    if container.systemd_unit:
+        from runpy_exec.linux import systemd
+
+        with contextlib.suppress(PyruncError):
+            systemd.stop_scope(container.systemd_unit)
     with contextlib.suppress(OSError, PyruncError):
         cgroups.destroy(container.cgroup_paths)
     with contextlib.suppress(OSError):
@@ -188,16 +253,78 @@ _NS_FILES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts"
 
 def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessPlan,
                 seccomp_filter: Any, req: CreateRequest, terminal: bool,
-                sync: _Channels) -> int | None:
+                sync: _Channels, scope: tuple[str, str] | None) -> int | None:
     """Fork the init and wait until its root filesystem is built; return the pty master."""
     from runpy_exec.linux import cgroups
 
     linux = spec.get("linux") or {}
-    paths = cgroups.resolve_paths(linux.get("cgroupsPath"), container.id)
-    cgroups.check_unused(paths)  # before they are ours to remove on failure
-    container.cgroup_paths = paths
-    cgroups.create(paths)
-    cgroups.apply_resources(paths, _resources_with_default_devices(linux))
+    holder = None
+    if scope is None:
+        paths = cgroups.resolve_paths(linux.get("cgroupsPath"), container.id)
+        cgroups.check_unused(paths)  # before they are ours to remove on failure
+    else:
+        holder, paths = _start_scope(container, linux, *scope)
+    try:
+        container.cgroup_paths = paths
+        store.save(container)
+        cgroups.create(paths)
+        cgroups.apply_resources(paths, _resources_with_default_devices(linux))
+        return _fork_init(container, spec, plan, seccomp_filter, req, terminal, sync, paths,
+                          holder)
+    finally:
+        if holder is not None:
+            holder.release()
+
+
+class _ScopeHolder:
+    """A child that only waits: systemd makes no scope without a process to put in it.
+
+    It holds the scope until the container's first child is born into its
+    cgroup, then is killed (runc hands systemd its own runc-init child instead).
+    """
+
+    def __init__(self) -> None:
+        parent = os.getpid()
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:  # never back into the parent's code, whatever happens here
+                prctl.set_pdeathsig(signal.SIGKILL)  # a pyrunc killed midway leaves no holder
+                while os.getppid() == parent:
+                    signal.pause()
+            finally:
+                os._exit(0)
+
+    def release(self) -> None:
+        """Kill it (it holds copies of the parent's pipes: no waiting for it to notice)."""
+        if self.pid > 0:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self.pid = 0
+
+
+def _start_scope(container: store.Container, linux: dict[str, Any], slice_name: str,
+                 unit: str) -> tuple[_ScopeHolder, dict[str, str]]:
+    """Ask systemd for the container's scope; its cgroup directory is the container's."""
+    from runpy_exec.linux import cgroups, systemd
+
+    holder = _ScopeHolder()
+    try:
+        systemd.start_scope(unit, slice_name, holder.pid, f"pyrunc container {container.id}",
+                            linux.get("resources") or {})
+    except BaseException:
+        holder.release()
+        raise
+    container.systemd_unit = unit
+    path = posixpath.join(systemd.slice_path(slice_name), unit)
+    return holder, cgroups.resolve_paths(path, container.id)
+
+
+def _fork_init(container: store.Container, spec: dict[str, Any], plan: ProcessPlan,
+               seccomp_filter: Any, req: CreateRequest, terminal: bool, sync: _Channels,
+               paths: dict[str, str], holder: _ScopeHolder | None) -> int | None:
+    linux = spec.get("linux") or {}
     fifo = os.path.join(container.state_dir, store.EXEC_FIFO)
     os.mkfifo(fifo)
     # The init opens it as the container's root, which in a user namespace is
@@ -214,6 +341,8 @@ def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessP
             _first_child(spec, plan, seccomp_filter, req, sync, cgroup_join, fifo_fd, joined,
                          container.bundle, paths)
         os.close(first_pidfd)
+        if holder is not None:
+            holder.release()  # the first child keeps the scope from now on
         sync.close_child_ends()
         _map_user_ids(first, spec, sync)
         init_pid = int(sync.read_line() or 0)
@@ -226,8 +355,6 @@ def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessP
         cgroup_join.close()
         for fd in [fifo_fd, *(fd for _, fd in joined)]:
             os.close(fd)
-    from runpy_exec.linux import proc
-
     container.init_start_time = proc.start_time(init_pid)
     container.namespace_paths = {
         ns["type"]: f"/proc/{init_pid}/ns/{_NS_FILES[ns['type']]}"
@@ -383,6 +510,7 @@ def _first_child(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any,
         prctl.set_dumpable(0)  # CVE-2016-9962: no ptrace into us while we hold host fds
         prctl.set_pdeathsig(signal.SIGKILL)
         cgroup_join.join_in_child()
+        cgroup_join.close()  # the init keeps no host cgroup files
         wanted = {ns["type"] for ns in (spec.get("linux") or {}).get("namespaces") or []
                   if not ns.get("path")}
         joined_user = [(t, fd) for t, fd in joined if t == "user"]
@@ -394,13 +522,23 @@ def _first_child(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any,
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         namespaces.join([(t, fd) for t, fd in joined if t != "user"])
+        for _, fd in joined:
+            os.close(fd)
         flags = 0
         for kind in wanted - {"user"}:
             flags |= namespaces.clone_flag(kind)
         syscalls.unshare(flags)
+        # The init speaks on the same pipe; it waits for EOF on this one (we hold
+        # the only write end until we exit) so that its pid is the parent's
+        # first line, never its "rootfs".
+        pid_sent_r, pid_sent_w = os.pipe2(os.O_CLOEXEC)
         init = os.fork()
         if init == 0:
+            os.close(pid_sent_w)
+            os.read(pid_sent_r, 1)
+            os.close(pid_sent_r)
             _init(spec, plan, seccomp_filter, req, sync, fifo_fd, bundle, cgroup_paths)
+        os.close(pid_sent_r)
         os.write(sync.up_w, f"{init}\n".encode())
     except BaseException as err:  # noqa: BLE001 - report, never return into the parent
         os.write(sync.up_w, b"0\n")
@@ -427,14 +565,20 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
     stage = "rootfs"
     try:
         prctl.set_pdeathsig(0)
+        pty_child = [sync.pty_child.fileno()] if sync.pty_child is not None else []
+        process_setup.close_fds_except([*range(3, 3 + req.preserve_fds), sync.up_w,
+                                        sync.down_r, sync.err_w, fifo_fd, *pty_child])
         def open_console() -> None:
             # runc's order: the console exists before the read-only remounts.
             if sync.pty_child is not None:
                 process_setup.become_terminal_owner(plan.console_size, sync.pty_child)
-                rootfs.mount_console(os.ttyname(0))
+                rootfs.mount_console(0)
 
+        # CVE-2025-52881: /proc writes go through a procfs of our own, opened
+        # before the container's filesystem exists.
+        proc_root = procfs.open_private()
         rootfs.prepare_rootfs(spec, bundle, req.no_pivot, cgroup_paths=cgroup_paths,
-                              after_pivot=open_console)
+                              after_pivot=open_console, proc_root=proc_root)
         os.write(sync.up_w, b"rootfs\n")
         stage = "createContainer hook"
         go = _read_line(sync.down_r)
@@ -448,8 +592,10 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
         process_setup.apply_rlimits(plan)
         if plan.oom_score_adj is not None:
             stage = "oom_score_adj"
-            with open("/proc/self/oom_score_adj", "w") as score:
-                score.write(str(plan.oom_score_adj))
+            procfs.write_file(proc_root, "self/oom_score_adj", str(plan.oom_score_adj))
+        stage = "proc"
+        proc_files = process_setup.open_proc_files(plan, proc_root)
+        os.close(proc_root)
         try:
             process_setup.find_program(plan)
         except process_setup.ChildError as err:
@@ -458,21 +604,25 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
     except BaseException as err:  # noqa: BLE001 - report, never return into the parent
         process_setup.report_and_exit(sync.err_w, stage, err)
     # From "ready" on, create has returned and nobody reads the error pipe:
-    # failures are told on the process's stderr.
+    # `start` reads the exec fifo instead, until execve closes it.
     try:
         # Reopen the fifo through our own fd: the host path is gone after
         # pivot_root.  The open blocks until `start` opens the other end.
-        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
-        os.write(fd, b"0")
-        os.close(fd)
+        opened = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        # Above the preserved fds, or it would be kept open into the process.
+        report_fd = fcntl.fcntl(opened, fcntl.F_DUPFD_CLOEXEC, 3 + req.preserve_fds)
+        os.close(opened)
         os.close(fifo_fd)
-        hooks.run_spec_hooks(spec, "startContainer", {**created_state, "status": "running"},
-                             fatal=True)
+        os.write(report_fd, b"0")
     except BaseException as err:  # noqa: BLE001 - the process must not start after this
         os.write(2, f"pyrunc: container init: {describe(err)}\n".encode())
         os._exit(255)
-    # From here on nobody reads the error pipe: report on the process's stderr.
-    setup = process_setup.ChildSetup(plan=plan, error_fd=2, seccomp_filter=seccomp_filter,
+    try:
+        hooks.run_spec_hooks(spec, "startContainer", {**created_state, "status": "running"},
+                             fatal=True, default_env=list(plan.env))
+    except BaseException as err:  # noqa: BLE001 - the process must not start after this
+        process_setup.report_and_exit(report_fd, "startContainer hook", err)
+    setup = process_setup.ChildSetup(plan=plan, error_fd=report_fd, seccomp_filter=seccomp_filter,
                                      keep_fds=frozenset(range(3, 3 + req.preserve_fds)),
-                                     plain_errors=True)
+                                     proc_files=proc_files)
     process_setup.setup_and_exec(setup)

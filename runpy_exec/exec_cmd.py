@@ -57,6 +57,10 @@ def exec_(opts: GlobalOptions, req: ExecRequest) -> int:
 
 
 def _exec(opts: GlobalOptions, req: ExecRequest) -> int:
+    if req.session is not None:
+        from runpy_exec.sessions import start
+
+        return start.exec_session(opts, req)
     # With --process the terminal comes from the file: checked again once it is read.
     _check_terminal(req, req.tty or (bool(req.process_file) and req.console_socket is not None))
     _check_cap_names(req.caps)
@@ -216,6 +220,8 @@ def _load_running(opts: GlobalOptions, req: ExecRequest) -> state.Container:
     status = state.status_of(container)
     if status == "stopped":
         raise PyruncError("cannot exec in a stopped container", EXEC_ERROR)
+    if status == "creating":
+        raise PyruncError("cannot exec in a container that is still being created", EXEC_ERROR)
     if status == "paused" and not req.ignore_paused:
         raise PyruncError("cannot exec in a paused container (use --ignore-paused to override)",
                           EXEC_ERROR)
@@ -269,8 +275,8 @@ def _launch(opts: GlobalOptions, req: ExecRequest) -> Launched:
     plan = _resolve_plan(opts, req, container)
     _check_terminal(req, plan.terminal)
     if plan.terminal and not req.console_socket:
-        plan = _with_our_terminal_size(plan)
-    prepared = _Prepared(die_with_parent=req.detach)
+        plan = _with_our_terminal_size(plan, req.size)
+    prepared = _Prepared(die_with_parent=req.detach or req.session is not None)
     try:
         prepared.check_fds(req)
         # Without --cgroup, a v2 cgroup that takes no process gives way to the
@@ -286,14 +292,23 @@ def _launch(opts: GlobalOptions, req: ExecRequest) -> Launched:
 
             # Connected before anything starts: a dead socket leaves no process.
             prepared.console = console.connect(req.console_socket)
+        if req.pidfd_socket:
+            from runpy_exec.linux import pidfd_socket
+
+            prepared.pidfd_socket = pidfd_socket.connect(req.pidfd_socket)
         return _fork_into_container(plan, prepared)
     finally:
         prepared.close()
 
 
-def _with_our_terminal_size(plan: ProcessPlan) -> ProcessPlan:
+def _with_our_terminal_size(plan: ProcessPlan, given: str | None = None) -> ProcessPlan:
     """When we relay our own terminal, the pty starts at its size, not after the
-    process has already asked for it (a resize follows later changes)."""
+    process has already asked for it (a resize follows later changes); a
+    session's starts at the size it was given."""
+    if given:
+        from runpy_exec import sessions
+
+        return plan._replace(console_size=sessions.parse_size(given))
     if not os.isatty(0):
         return plan
     from runpy_exec.linux import console
@@ -340,6 +355,7 @@ class _Prepared:
         self.namespaces: list[tuple[str, int]] = []
         self.seccomp: Any = None
         self.console: socket.socket | None = None
+        self.pidfd_socket: socket.socket | None = None
         self.fd_moves: list[tuple[int, int]] = []
         self.keep_fds: frozenset[int] = frozenset()
         self.exec_fd: int | None = None
@@ -349,8 +365,12 @@ class _Prepared:
 
     def check_fds(self, req: ExecRequest) -> None:
         """Every fd the caller names must be one it really handed us, open now."""
+        import resource
+
         from runpy_exec import resolve
 
+        open_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        resolve.check_preserve_fds(req.preserve_fds, open_limit)
         keep = set(range(3, 3 + req.preserve_fds))
         for fd in sorted(keep):
             if not _callers_fd(fd):
@@ -359,6 +379,7 @@ class _Prepared:
         targets: set[int] = set()
         for value in req.pass_fds:
             source, target = resolve.parse_pass_fd(value)
+            resolve.check_fd_target(value, target, open_limit)
             if not _callers_fd(source):
                 raise PyruncError(f"exec failed: --pass-fd {value}: fd {source} is not open",
                                   EXEC_ERROR)
@@ -383,6 +404,9 @@ class _Prepared:
         if self.console is not None:
             self.console.close()
             self.console = None
+        if self.pidfd_socket is not None:
+            self.pidfd_socket.close()
+            self.pidfd_socket = None
 
 
 def _callers_fd(fd: int) -> bool:
@@ -461,6 +485,14 @@ def _fork_into_container(plan: ProcessPlan, prepared: _Prepared) -> Launched:
             raise PyruncError(str(err), EXEC_ERROR) from None
         os.close(master_fd)
         launched.master_fd = None
+    if prepared.pidfd_socket is not None:
+        from runpy_exec.linux import pidfd_socket
+
+        try:
+            pidfd_socket.send(prepared.pidfd_socket, pidfd_socket.EXEC, pid)
+        except PyruncError as err:
+            _abandon(launched)
+            raise PyruncError(str(err), EXEC_ERROR) from None
     return launched
 
 
@@ -508,6 +540,8 @@ def _describe(err: Exception, plan: ProcessPlan) -> str:
         return f"exec failed: {err}"
     reason = str(err)
     reason = reason[:1].lower() + reason[1:]
+    if err.stage == "execve":
+        return f"exec failed: {reason}"
     if err.stage == "exec":
         return f'exec failed: exec "{plan.args[0]}": {reason}'
     if err.stage == "cwd":

@@ -10,7 +10,7 @@ the Typer app (``cli``) remains the single authority for help, errors and the
 rarer spellings (``-eFOO``, ``-td``...).  tests/test_fastargs.py keeps every
 table equal to the Typer command's parameters and checks that both parsers
 call the same function with the same arguments on every input this one
-accepts.
+accepts.  ``attach`` is here too: not an engine's, but a person waits for it.
 
 Adding a command is one line in :data:`COMMANDS`: its flag table, its
 positional arguments, and the function that runs it.
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 VALUE = "value"  # takes one string
-INT = "int"  # takes one non-negative decimal integer
+INT = "int"  # takes one decimal integer in 0..MAX_INT (an fd: a C int)
+MAX_INT = 2**31 - 1
 FLAG = "flag"  # boolean, takes nothing
 MULTI = "multi"  # takes one string, may repeat, collected in order
 
@@ -44,6 +45,7 @@ GLOBAL_FLAGS: Table = {
 
 EXEC_FLAGS: Table = {
     "--console-socket": ("console_socket", VALUE),
+    "--pidfd-socket": ("pidfd_socket", VALUE),
     "--cwd": ("cwd", VALUE),
     "--env": ("env", MULTI),
     "-e": ("env", MULTI),
@@ -70,6 +72,9 @@ EXEC_FLAGS: Table = {
     "--pass-fd": ("pass_fds", MULTI),
     "--exec-fd": ("exec_fd", INT),
     "--timeout": ("timeout", VALUE),
+    "--session": ("session", VALUE),
+    "--session-idle": ("session_idle", VALUE),
+    "--size": ("size", VALUE),
 }
 
 CREATE_FLAGS: Table = {
@@ -80,6 +85,7 @@ CREATE_FLAGS: Table = {
     "--no-pivot": ("no_pivot", FLAG),
     "--no-new-keyring": ("no_new_keyring", FLAG),
     "--preserve-fds": ("preserve_fds", INT),
+    "--pidfd-socket": ("pidfd_socket", VALUE),
 }
 
 RUN_FLAGS: Table = {
@@ -150,6 +156,11 @@ COMMANDS: dict[str, Command] = {
                   args=("container_id", "fmt", "ps_args")),
     "pause": Command("lifecycle:pause", {}, _ID, args=_ID),
     "resume": Command("lifecycle:resume", {}, _ID, args=_ID),
+    # Not an engine's: a person waits for it to start.
+    "attach": Command("sessions.client:attach_command", {"--detach-keys": ("detach_keys", VALUE),
+                                                         "--no-replay": ("no_replay", FLAG)},
+                      ("container_id", "name"), defaults={"detach_keys": "ctrl-p,ctrl-q"},
+                      args=("container_id", "name", "detach_keys", "no_replay")),
 }
 
 
@@ -273,7 +284,8 @@ def _parse_flags(
         else:
             return None
         if kind == INT:
-            if not (raw.isascii() and raw.isdigit()):
+            # Out of range is Typer's to report (it names the flag and the range).
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) <= MAX_INT):
                 return None
             values[field] = int(raw)
         elif kind == MULTI:

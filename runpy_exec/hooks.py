@@ -21,10 +21,12 @@ def run_hooks(container: Container, point: str, oci_state: dict[str, Any], fatal
 
 
 def run_spec_hooks(spec: dict[str, Any], point: str, oci_state: dict[str, Any],
-                   fatal: bool) -> None:
+                   fatal: bool, default_env: list[str] | None = None) -> None:
     """Run each of the spec's hooks for ``point`` with the state on stdin, as the spec says.
 
-    The init calls this too, for the hooks that run inside the container.
+    The init calls this too, for the hooks that run inside the container;
+    there a hook without ``env`` gets ``default_env`` (the process's own, as
+    runc gives startContainer hooks).
     """
     hooks = ((spec.get("hooks") or {}).get(point)) or []
     if not hooks:
@@ -39,7 +41,7 @@ def run_spec_hooks(spec: dict[str, Any], point: str, oci_state: dict[str, Any],
         args = hook.get("args") or [path]
         try:
             result = subprocess.run(
-                args, executable=path, input=payload, env=_env(hook.get("env")),
+                args, executable=path, input=payload, env=_env(hook.get("env") or default_env),
                 capture_output=True, timeout=hook.get("timeout"), check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as err:

@@ -52,6 +52,11 @@ def loads(text: str | bytes) -> Any:
         value, end = _scan(text, start)
     except StopIteration:
         return _json_module().loads(text)  # raises json's error for it
+    except SystemError:
+        # An error past the first character: the scanner looks JSONDecodeError
+        # up in json.decoder only if that is already imported, and without it
+        # fails with "returned NULL without setting an exception".
+        return _json_module().loads(text)
     if text[end:].strip(_WHITESPACE):
         return _json_module().loads(text)  # "Extra data"
     return value

@@ -8,6 +8,7 @@ fifo (present until ``start``) and the freezer.
 from __future__ import annotations
 
 import os
+import sys
 
 from runpy_exec import OCI_VERSION
 from runpy_exec import state as store
@@ -47,12 +48,25 @@ def state(opts: GlobalOptions, container_id: str) -> None:
 
 
 def list_containers(opts: GlobalOptions, quiet: bool, fmt: str) -> None:
+    """Every container; one that cannot be read never hides the others.
+
+    A broken one (a killed create, a corrupt state.json) is told on stderr,
+    one line each, as runc does; the table also shows it, status "broken",
+    so its id is not mistaken for free.  JSON and ``-q`` list only containers
+    with a real OCI state, for the engines that parse them.
+    """
+    if fmt not in ("table", "json"):
+        raise PyruncError(f"invalid format option {fmt!r}: must be table or json")
     containers = []
+    broken: list[str] = []
     for container_id in store.list_ids(opts.root):
         try:
             containers.append(store.load(opts.root, container_id))
+        except store.BrokenState as err:
+            broken.append(container_id)
+            print(f"pyrunc: list: {err}", file=sys.stderr)
         except PyruncError:
-            continue
+            continue  # deleted meanwhile
     if quiet:
         for container in containers:
             print(container.id)
@@ -63,11 +77,11 @@ def list_containers(opts: GlobalOptions, quiet: bool, fmt: str) -> None:
 
         print(json.dumps(records, separators=(",", ":")))
         return
-    if fmt != "table":
-        raise PyruncError(f"invalid format option {fmt!r}: must be table or json")
     rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
     rows += [[r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"]]
              for r in records]
+    rows += [[container_id, "0", "broken", "", "", ""] for container_id in broken]
+    rows.sort(key=lambda row: row[0] if row[0] != "ID" else "")
     widths = [max(12, max(len(row[i]) for row in rows) + 3) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + row[-1])
@@ -77,8 +91,8 @@ def parse_signal(value: str) -> int:
     """``KILL``, ``SIGKILL`` and ``9`` all name SIGKILL, as in runc."""
     import signal
 
-    if value.isdigit():
-        number = int(value)
+    if value.isascii() and value.isdigit():
+        number = int(value) if len(value) <= 10 else -1
         known = {s.value for s in signal.Signals}
         if number == 0 or number in known or signal.SIGRTMIN <= number <= signal.SIGRTMAX:
             return number
@@ -100,7 +114,7 @@ def kill(opts: GlobalOptions, container_id: str, signal_name: str, all_processes
     """
     signum = parse_signal(signal_name)
     container = store.load(opts.root, container_id)
-    if store.status_of(container) == "stopped":
+    if store.status_of(container) in ("stopped", "creating"):
         if all_processes:
             return
         raise PyruncError("container not running")
@@ -137,6 +151,8 @@ def start(opts: GlobalOptions, container_id: str) -> None:
         status = store.status_of(container)
         if status == "stopped":
             raise PyruncError("cannot start a container that has stopped")
+        if status == "creating":
+            raise PyruncError("cannot start a container that is still being created")
         if status != "created":
             raise PyruncError("cannot start an already running container")
         _release_init(container)
@@ -165,21 +181,45 @@ def _release_init(container: store.Container) -> None:
                 break
         else:
             raise PyruncError("container init exited before it could be started")
+        os.unlink(fifo)
+        _expect_exec(fd)
     finally:
         os.close(pidfd)
         os.close(fd)
-    os.unlink(fifo)
+
+
+def _expect_exec(fd: int) -> None:
+    """Read the rest of the fifo: end of file when the process's execve closed
+    the init's end, an error record when its setup or execve failed."""
+    from runpy_exec import process_setup
+
+    os.set_blocking(fd, True)
+    report = bytearray()
+    while chunk := os.read(fd, 4096):
+        report += chunk
+    if report:
+        err = process_setup.decode_error(bytes(report))
+        if err.stage == "execve":
+            raise PyruncError(str(err))  # runc's own line: "exec /run.sh: <reason>"
+        raise PyruncError(f"starting the container process: {err.stage}: {err}")
 
 
 def delete(opts: GlobalOptions, container_id: str, force: bool) -> None:
     try:
         container = store.load(opts.root, container_id)
+    except store.BrokenState as err:
+        if not force:
+            raise
+        _remove_broken(err)
+        return
     except PyruncError:
         if force:
             store.validate_id(container_id)
             return
         raise
     status = store.status_of(container)
+    if status == "creating" and not force:
+        raise PyruncError(f"cannot delete container {container_id} that is being created")
     if status in ("running", "paused") and not force:
         raise PyruncError(f"cannot delete container {container_id} that is not stopped: {status}")
     destroy(container, status)
@@ -193,18 +233,78 @@ def destroy(container: store.Container, status: str) -> None:
     if container.runtime != "pyrunc":
         raise PyruncError(f"container {container.id!r} was created by {container.runtime}: "
                           f"delete it with {container.runtime}")
-    if status != "stopped":
-        _kill_and_wait(container)
-    cgroups.destroy(container.cgroup_paths)
+    # A container without its own pid namespace outlives its init, and a create
+    # killed half-way may leave its first child: whatever is in the cgroup goes too.
+    # (A create killed before it chose the cgroups leaves none to look at.)
+    paths = container.cgroup_paths
+    if status != "stopped" or (paths and cgroups.pids(paths)):
+        _kill_pids(paths, container)
+    if any(name.startswith("sess.") for name in os.listdir(container.state_dir)):
+        from runpy_exec.sessions import client
+
+        client.end_all(container.state_dir)  # reattachable exec sessions end with the container
+    if container.systemd_unit:
+        from runpy_exec.linux import systemd
+
+        systemd.stop_scope(container.systemd_unit)  # systemd removes the scope's cgroup
+    if paths:
+        cgroups.destroy(paths)
     with store.locked(container.state_dir):
-        for name in os.listdir(container.state_dir):
-            os.unlink(os.path.join(container.state_dir, name))
+        _remove_files(container.state_dir)
     os.rmdir(container.state_dir)
     hooks.run_hooks(container, "poststop", oci_state(container, "stopped"), fatal=False)
 
 
-def _kill_and_wait(container: store.Container) -> None:
-    """SIGKILL every process of the container and wait until all are gone.
+def _remove_broken(broken: store.BrokenState) -> None:
+    """``delete --force`` of a container without a usable state: its cgroup's
+    processes and cgroups when the record still names them, then the directory.
+
+    create records the cgroup paths before it makes any cgroup, so a create
+    killed before its first record left no cgroup either.
+    """
+    from runpy_exec.linux import cgroups
+
+    with store.locked(broken.state_dir):
+        paths = broken.cgroup_paths or _default_cgroup_paths(broken.container_id)
+        if paths:
+            _kill_pids(paths)
+            cgroups.destroy(paths)
+        _remove_files(broken.state_dir)
+    try:  # noqa: SIM105 - contextlib is kept off delete's path
+        os.rmdir(broken.state_dir)
+    except FileNotFoundError:
+        pass
+
+
+def _default_cgroup_paths(container_id: str) -> dict[str, str]:
+    """The cgroups create gives a container whose config has no cgroupsPath, where
+    they exist: the best guess left once a broken record no longer names them."""
+    from runpy_exec.linux import cgroups
+
+    try:
+        paths = cgroups.resolve_paths(None, container_id)
+    except (OSError, cgroups.CgroupError):
+        return {}
+    return {controller: path for controller, path in paths.items()
+            if os.path.isdir(path) and not os.path.ismount(path)}
+
+
+def _remove_files(state_dir: str) -> None:
+    for entry in os.scandir(state_dir):
+        if entry.is_dir(follow_symlinks=False):
+            import shutil
+
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:  # noqa: SIM105 - contextlib is kept off delete's path
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
+
+
+def _kill_pids(paths: dict[str, str], init: store.Container | None = None) -> None:
+    """SIGKILL to every process in the cgroups (thawed first: a frozen task cannot
+    die) and to the live init; wait, up to 10 s, until all of them are gone.
 
     Each process is held by a pidfd, so the kill cannot reach a process that
     reused a pid, and the wait is the kernel's word (a pidfd turns readable
@@ -215,15 +315,23 @@ def _kill_and_wait(container: store.Container) -> None:
     import signal
     import time
 
-    from runpy_exec.linux import cgroups
+    from runpy_exec.linux import cgroups, proc
 
-    if "freezer" in container.cgroup_paths:
-        # A frozen task cannot die until thawed.
-        cgroups.thaw(container.cgroup_paths)
-    # cgroup.kill where the kernel has it; the pidfds below wait (and kill on v1).
-    cgroups.kill_all(container.cgroup_paths)
+    def processes() -> set[int]:
+        found = set(cgroups.pids(paths)) if paths else set()
+        # Never pid 0 (kill(0) is our own process group): a container still
+        # being created has no init yet.
+        if init is not None and init.init_pid > 0 and proc.is_alive_with_start_time(
+                init.init_pid, init.init_start_time):
+            found.add(init.init_pid)
+        return found
+
+    if "freezer" in paths:
+        cgroups.thaw(paths)
+    if paths:
+        cgroups.kill_all(paths)  # cgroup.kill where the kernel has it; the pidfds wait
     deadline = time.monotonic() + 10
-    pids = set(cgroups.pids(container.cgroup_paths)) | {container.init_pid}
+    pids = processes()
     killed: set[int] = set()
     while pids and time.monotonic() < deadline:
         poller = select.poll()
@@ -254,7 +362,7 @@ def _kill_and_wait(container: store.Container) -> None:
             for pidfd in pidfds:
                 os.close(pidfd)
         killed |= pids
-        pids = set(cgroups.pids(container.cgroup_paths)) - killed
+        pids = processes() - killed
 
 
 def ps(opts: GlobalOptions, container_id: str, fmt: str, ps_args: Sequence[str]) -> None:

@@ -17,11 +17,15 @@ Acceptance follows runc 1.1.5 (which decodes with Go's ``encoding/json``):
 * unknown fields are ignored, as the runtime spec requires;
 * a field is required when runc refuses a config without it (process,
   process.args, process.cwd, root, namespace type, hook path, seccomp
-  actions), when the spec makes it REQUIRED for the entry to mean anything
-  (mount destination, ID mapping fields, rlimit limits, device type and path,
-  ...), and for the three the spec marks REQUIRED at top level: ``ociVersion``,
-  ``process.cwd`` and ``process.user.uid``/``gid``.  runc itself tolerates a
-  missing ``ociVersion`` or ``process.user``; pyrunc does not.
+  actions and operators, rlimit type, device type and path, ...) or when
+  without it the entry could only fail later (mount destination, ID mapping
+  fields, throttle and weight device numbers);
+* elsewhere a missing field takes the value Go's zero value gives it in
+  runc: ``ociVersion`` (runc never reads it), ``process.user`` and its
+  ``uid``/``gid`` (0: runc's own capabilities.bats sets ``{"uid": 0}``),
+  rlimit ``soft``/``hard``, ``consoleSize`` sides, ``ioPriority.priority``,
+  seccomp argument ``index``/``value`` and a network interface's
+  ``priority`` (0).
 """
 
 from __future__ import annotations
@@ -58,13 +62,13 @@ class OciModel(BaseModel):
 
 
 class ConsoleSize(OciModel):
-    height: Uint64
-    width: Uint64
+    height: Uint64 | None = None
+    width: Uint64 | None = None
 
 
 class User(OciModel):
-    uid: Uint32
-    gid: Uint32
+    uid: Uint32 | None = None
+    gid: Uint32 | None = None
     umask: Uint32 | None = None
     additionalGids: list[Uint32] | None = None
     username: str | None = None
@@ -84,8 +88,8 @@ class Rlimit(OciModel):
     """``type`` stays a string: the set of RLIMIT_* names is the kernel's to grow."""
 
     type: str
-    hard: Uint64
-    soft: Uint64
+    hard: Uint64 | None = None
+    soft: Uint64 | None = None
 
 
 class Scheduler(OciModel):
@@ -110,7 +114,7 @@ class IoPriority(OciModel):
     class_: Literal["IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE"] = Field(
         alias="class"
     )
-    priority: Int64
+    priority: Int64 | None = None
 
 
 class CpuAffinity(OciModel):
@@ -128,7 +132,7 @@ class Process(OciModel):
 
     terminal: bool | None = None
     consoleSize: ConsoleSize | None = None
-    user: User
+    user: User | None = None
     args: list[str] = Field(min_length=1)
     commandLine: str | None = None
     env: list[str] | None = None
@@ -269,7 +273,7 @@ class HugepageLimit(OciModel):
 
 class InterfacePriority(OciModel):
     name: str
-    priority: Uint32
+    priority: Uint32 | None = None
 
 
 class Network(OciModel):
@@ -308,8 +312,8 @@ SeccompAction = Literal[
 
 
 class SyscallArg(OciModel):
-    index: Uint64
-    value: Uint64
+    index: Uint64 | None = None
+    value: Uint64 | None = None
     valueTwo: Uint64 | None = None
     op: Literal[
         "SCMP_CMP_NE",
@@ -378,7 +382,7 @@ class Spec(OciModel):
     """config.json.  ``process`` and ``root`` are required because runc's
     create and run refuse a config without them."""
 
-    ociVersion: str
+    ociVersion: str | None = None
     process: Process
     root: Root
     hostname: str | None = None

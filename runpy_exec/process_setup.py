@@ -12,6 +12,7 @@ succeeds, the pipe closes with nothing written and the parent knows.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -23,7 +24,7 @@ import termios
 import prctl
 
 from runpy_exec.errors import PyruncError, describe
-from runpy_exec.linux import capabilities, console, syscalls
+from runpy_exec.linux import capabilities, console, procfs, syscalls
 from runpy_exec.plan import ProcessPlan
 from runpy_exec.records import NamedTuple
 
@@ -38,6 +39,11 @@ _ERROR_SEPARATOR = b"\0"
 # execve, so the process would never see a broken pipe or a file size limit.
 _PYTHON_IGNORED = (signal.SIGPIPE, signal.SIGXFSZ)
 _TIOCSCTTY = 0x540E
+# close_range errors that mean "not here": an old kernel, or a seccomp profile.
+_CLOSE_RANGE_REFUSED = (errno.ENOSYS, errno.EPERM, errno.EINVAL, errno.EACCES)
+# A CPU mask that names every CPU the kernel may have (it ignores numbers past
+# its own count); computed here, before fork, while /sys is the host's.
+_EVERY_CPU = frozenset(range(max(1024, os.cpu_count() or 1)))
 
 _made_terminal = False  # set by become_terminal_owner: stdio is a pty this process opened
 
@@ -72,7 +78,6 @@ class ChildSetup(NamedTuple):
     keep_fds: frozenset[int] = frozenset()  # fds >= 3 that survive into the process
     exec_fd: int | None = None  # execute the file open on this fd (fexecve)
     verify_cwd_inside: bool = True
-    plain_errors: bool = False  # after `start` nobody reads the pipe: say it on stderr
     proc_files: ProcFiles | None = None  # None: open them where the child stands
     # Set for a detached exec: our parent's pid as we saw it right after fork.
     # The process then dies with its waiter (see _die_with_parent).
@@ -142,22 +147,33 @@ def reset_signals(mask: Iterable[int] | None = None) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def open_proc_files(plan: ProcessPlan) -> ProcFiles:
-    """Open what :func:`setup_and_exec` will write under /proc/self (see :class:`ProcFiles`)."""
+def open_proc_files(plan: ProcessPlan, proc_root: int | None = None) -> ProcFiles:
+    """Open what :func:`setup_and_exec` will write under /proc/self (see :class:`ProcFiles`).
+
+    ``proc_root`` is a procfs handle to open them through (create's init has
+    its own, see :mod:`runpy_exec.linux.procfs`); without one, /proc itself,
+    which must then still be the host's.
+    """
     files = ProcFiles()
     flags = os.O_WRONLY | os.O_CLOEXEC
+
+    def open_self(name: str) -> int:
+        if proc_root is None:
+            return os.open(f"/proc/self/{name}", flags)
+        return procfs.open_file(proc_root, f"self/{name}", flags)
+
     if plan.oom_score_adj is not None:
-        files.oom_score_adj = os.open("/proc/self/oom_score_adj", flags)
+        files.oom_score_adj = open_self("oom_score_adj")
     if plan.apparmor_profile:
         if not _apparmor_enabled():
             raise ChildError("apparmor", f"apparmor profile {plan.apparmor_profile!r} requested "
                              "but AppArmor is not enabled on this host")
-        files.lsm_exec = os.open("/proc/self/attr/apparmor/exec", flags)
+        files.lsm_exec = open_self("attr/apparmor/exec")
     elif plan.selinux_label:
         if not os.path.isdir("/sys/fs/selinux"):
             raise ChildError("selinux", f"process label {plan.selinux_label!r} requested "
                              "but SELinux is not enabled on this host")
-        files.lsm_exec = os.open("/proc/self/attr/exec", flags)
+        files.lsm_exec = open_self("attr/exec")
     return files
 
 
@@ -192,15 +208,72 @@ def _close_other_fds(keep: frozenset[int]) -> None:
     process (or is reachable through /proc/self/fd while we sit in its
     namespaces) lets it walk the host filesystem.  Marking them CLOEXEC rather
     than closing keeps the error pipe usable until execve.
+
+    close_range(CLOSE_RANGE_CLOEXEC) does it in one call where the kernel
+    has it (5.11); elsewhere, or when something refuses it, each open fd is
+    marked with fcntl.
     """
+    for fd in keep:
+        if fd >= 3:
+            os.set_inheritable(fd, True)
+    try:
+        for first, last in _ranges_outside(keep):
+            syscalls.close_range(first, last, syscalls.CLOSE_RANGE_CLOEXEC)
+    except OSError as err:
+        if err.errno not in _CLOSE_RANGE_REFUSED:
+            raise
+        for fd in _open_fds():
+            if fd >= 3 and fd not in keep:
+                _set_cloexec(fd)
+
+
+def close_fds_except(keep: Iterable[int]) -> None:
+    """Close every fd >= 3 not in ``keep``: what a caller happened to have open
+    (and what we opened on the host) must not sit in a container's init."""
+    kept = frozenset(keep)
+    try:
+        for first, last in _ranges_outside(kept):
+            syscalls.close_range(first, last)
+    except OSError as err:
+        if err.errno not in _CLOSE_RANGE_REFUSED:
+            raise
+        for fd in _open_fds():
+            if fd >= 3 and fd not in kept:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def _ranges_outside(keep: frozenset[int]) -> list[tuple[int, int]]:
+    """The (first, last) fd ranges from 3 up that hold no fd of ``keep``."""
+    ranges = []
     start = 3
     for fd in sorted(keep):
         if fd >= start:
             if fd > start:
-                syscalls.close_range(start, fd - 1, syscalls.CLOSE_RANGE_CLOEXEC)
-            os.set_inheritable(fd, True)
+                ranges.append((start, fd - 1))
             start = fd + 1
-    syscalls.close_range(start, 0xFFFFFFFF, syscalls.CLOSE_RANGE_CLOEXEC)
+    ranges.append((start, 0xFFFFFFFF))
+    return ranges
+
+
+def _open_fds() -> list[int]:
+    """The fds open in this process: /proc/self/fd when it can be read, else
+    every number below the fd limit (slow, but never misses one)."""
+    try:
+        return [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return list(range(resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+
+
+def _set_cloexec(fd: int) -> None:
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+    except OSError as err:
+        if err.errno == errno.EBADF:
+            return  # not open, or the listing's own fd, closed since
+        raise
+    if not flags & fcntl.FD_CLOEXEC:
+        fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
 
 
 def apply_rlimits(plan: ProcessPlan) -> None:
@@ -237,8 +310,11 @@ def _apply_scheduling(plan: ProcessPlan) -> None:
             os.setpriority(os.PRIO_PROCESS, 0, sched.nice)
     if plan.io_priority is not None:
         syscalls.ioprio_set(plan.io_priority.ioprio_class, plan.io_priority.priority)
-    if plan.cpu_affinity_initial:
-        os.sched_setaffinity(0, plan.cpu_affinity_initial)
+    # runc#4814: without this the process keeps the CPU mask of whoever ran
+    # pyrunc (an engine pinned to one CPU pins every container process).
+    # Asking for every CPU gets the container cgroup's cpuset: the kernel
+    # intersects the request with it.  We are in that cgroup by now.
+    os.sched_setaffinity(0, plan.cpu_affinity_initial or _EVERY_CPU)
 
 
 def _own_stdio(uid: int) -> None:
@@ -357,17 +433,25 @@ def _check_executable(path: str) -> None:
         raise ChildError("exec", (err.strerror or str(err)).lower(), err.errno or 0) from None
     if stat.S_ISDIR(info.st_mode):
         raise ChildError("exec", "is a directory", errno.EISDIR)
-    if not (stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK)):
+    # Effective ids and capabilities, as execve judges: a user with
+    # CAP_DAC_OVERRIDE may run a file only its owner may execute.
+    if not (stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK, effective_ids=True)):
         raise ChildError("exec", "permission denied", errno.EACCES)
 
 
 def _exec(plan: ProcessPlan, program: str | int) -> NoReturn:
-    """``program`` is a path, or an fd to run with fexecve."""
+    """``program`` is a path, or an fd to run with fexecve.
+
+    A failure is stage "execve", worded as runc words it ("exec /run.sh: no
+    such file or directory" for a script whose interpreter is missing), apart
+    from the lookup failures of :func:`find_program`.
+    """
     env = dict(entry.split("=", 1) for entry in plan.env)
     try:
         os.execve(program, plan.args, env)
     except OSError as err:
-        raise ChildError("exec", (err.strerror or str(err)).lower(), err.errno or 0) from None
+        reason = (err.strerror or str(err)).lower()
+        raise ChildError("execve", f"exec {plan.args[0]}: {reason}", err.errno or 0) from None
 
 
 def _die_with_parent(parent_seen_as: int) -> None:
@@ -382,9 +466,10 @@ def _die_with_parent(parent_seen_as: int) -> None:
 def setup_and_exec(setup: ChildSetup) -> NoReturn:
     """Become the container process described by ``setup.plan``; never returns.
 
-    Order (runc's): limits and scores while still root; no_new_privs; seccomp
-    early only without no_new_privs (loading needs CAP_SYS_ADMIN then); fds;
-    stdio ownership; cwd while still root when allowed; bounding set, user
+    Order (runc's): limits and scores while still root; fds (before any
+    filter: close_range may be denied by a profile older than it);
+    no_new_privs; seccomp early only without no_new_privs (loading needs
+    CAP_SYS_ADMIN then); stdio ownership; cwd while still root when allowed; bounding set, user
     and groups; cwd again as the user if root was refused; the other
     capability sets; seccomp last with no_new_privs so the filter need not
     allow the setup syscalls; execve.
@@ -403,10 +488,9 @@ def setup_and_exec(setup: ChildSetup) -> NoReturn:
         if files.lsm_exec is not None:
             lsm_fd = files.lsm_exec
             _step("lsm", lambda: _apply_lsm_label(plan, lsm_fd))
-        if plan.no_new_privileges:
-            _step("no_new_privs", lambda: prctl.set_no_new_privs(1))
-        if setup.seccomp_filter is not None and not plan.no_new_privileges:
-            _step("seccomp", lambda: _load_seccomp(setup))
+        # fds before any filter: close_range is newer than many profiles
+        # (older Docker default profiles deny it), and nothing after the filter
+        # may depend on a syscall the profile can deny.
         floor = max([2, *(dst for _, dst in setup.fd_moves), *setup.keep_fds]) + 1
         exec_fd = setup.exec_fd
         if exec_fd is not None:
@@ -414,6 +498,10 @@ def setup_and_exec(setup: ChildSetup) -> NoReturn:
             exec_fd = _step("fds", lambda: _dup_above(source, floor))
         _step("fds", lambda: _move_fds(setup.fd_moves, floor))
         _step("fds", lambda: _close_other_fds(setup.keep_fds))
+        if plan.no_new_privileges:
+            _step("no_new_privs", lambda: prctl.set_no_new_privs(1))
+        if setup.seccomp_filter is not None and not plan.no_new_privileges:
+            _step("seccomp", lambda: _load_seccomp(setup))
         _step("stdio", lambda: _own_stdio(plan.uid))
         entered = _step("cwd", lambda: _enter_cwd_early(plan.cwd, setup.verify_cwd_inside))
         _step("user", lambda: _change_user(plan))
@@ -436,10 +524,7 @@ def setup_and_exec(setup: ChildSetup) -> NoReturn:
         _step("exec", lambda: _exec(plan, program))
     except ChildError as err:
         try:
-            if setup.plain_errors:
-                os.write(setup.error_fd, f"pyrunc: {err.stage}: {err}\n".encode())
-            else:
-                os.write(setup.error_fd, encode_error(err.stage, err.errno, str(err)))
+            os.write(setup.error_fd, encode_error(err.stage, err.errno, str(err)))
         finally:
             os._exit(255)
     except BaseException as err:  # noqa: BLE001 - never fall back into the parent's code

@@ -45,6 +45,10 @@ class ExecRequest(NamedTuple):
     pass_fds: tuple[str, ...] = ()  # "M:N", parsed by resolve.parse_pass_fd
     exec_fd: int | None = None
     timeout: str | None = None  # a duration, parsed by resolve.parse_duration
+    pidfd_socket: str | None = None
+    session: str | None = None  # a reattachable session's name (runpy_exec.sessions)
+    session_idle: str | None = None  # a duration: end the session after this long unattached
+    size: str | None = None  # the session's terminal size, "ROWSxCOLS"
 
 
 class CreateRequest(NamedTuple):
@@ -55,3 +59,4 @@ class CreateRequest(NamedTuple):
     no_pivot: bool = False
     no_new_keyring: bool = False
     preserve_fds: int = 0
+    pidfd_socket: str | None = None

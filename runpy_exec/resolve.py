@@ -89,6 +89,9 @@ def _parse_id(text: str, what: str) -> int | None:
     digits = text[1:] if text[:1] in "+-" else text
     if not _is_decimal(digits):
         return None
+    if len(digits) > len(str(MAX_ID)):  # and int() refuses more than 4300 digits
+        shown = text if len(text) <= 24 else text[:20] + "..."
+        raise ResolveError(f"{what} {shown} is out of range: ids must be in 0-{MAX_ID}")
     return _check_id(int(text), what)
 
 
@@ -472,13 +475,36 @@ def _cpu_affinity(spec: JsonObject | None, key: str) -> frozenset[int] | None:
 # --- exec flags ----------------------------------------------------------------
 
 
+MAX_FD = 2**31 - 1  # fds are C ints
+
+
 def parse_pass_fd(value: str) -> tuple[int, int]:
     """``--pass-fd M:N``: pyrunc's fd M becomes fd N in the process."""
     source, sep, target = value.partition(":")
-    if not (sep and _is_decimal(source) and _is_decimal(target)):
+    if not (sep and _is_decimal(source) and _is_decimal(target)
+            and len(source) <= 10 and len(target) <= 10
+            and int(source) <= MAX_FD and int(target) <= MAX_FD):
         raise ResolveError(f"invalid --pass-fd value {_quote(value)}: "
-                           "want M:N, two fd numbers >= 0")
+                           f"want M:N, two fd numbers in 0-{MAX_FD}")
     return int(source), int(target)
+
+
+def check_preserve_fds(count: int, open_limit: int) -> None:
+    """``--preserve-fds N`` hands over fds 3..N+2: each must be able to be open.
+
+    Checked before anything is built from the count, so a huge N is an error,
+    never a set of billions of fds.
+    """
+    if count > max(open_limit - 3, 0):
+        raise ResolveError(f"--preserve-fds {count}: more fds than the open-file limit "
+                           f"({open_limit}) allows")
+
+
+def check_fd_target(value: str, target: int, open_limit: int) -> None:
+    """``--pass-fd M:N``: the process can hold fd N only below its open-file limit."""
+    if target >= open_limit:
+        raise ResolveError(f"--pass-fd {value}: fd {target} is not below the open-file "
+                           f"limit ({open_limit})")
 
 
 _DURATION_UNITS = {
@@ -518,7 +544,7 @@ def parse_duration(value: str) -> float:
     invalid = ResolveError(f"invalid duration {_quote(value)}: want e.g. 30, 5s, 1m30s or 250ms")
     number, rest = _split_number(value)
     if not rest and number.strip("."):
-        return float(number)
+        return _bounded_duration(float(number), value)
     total, rest = 0.0, value
     while rest:
         number, rest = _split_number(rest)
@@ -528,7 +554,18 @@ def parse_duration(value: str) -> float:
         total += float(number) * _DURATION_UNITS[unit]
     if not value:
         raise invalid
-    return total
+    return _bounded_duration(total, value)
+
+
+# Go's time.Duration is int64 nanoseconds: ~292 years, as runsc's --timeout allows.
+MAX_DURATION = (2**63 - 1) / 1e9
+
+
+def _bounded_duration(seconds: float, value: str) -> float:
+    if not seconds <= MAX_DURATION:  # also catches inf and nan from 400 digits
+        raise ResolveError(f"invalid duration {_quote(value)}: more than the largest "
+                           f"duration ({int(MAX_DURATION)}s, about 292 years)")
+    return seconds
 
 
 def validate_cgroup_subpath(value: str) -> tuple[tuple[str, ...], str]:

@@ -49,6 +49,8 @@ class Container:
         init_start_time: int, created: str, owner: str = "root", runtime: str = "pyrunc",
         namespace_paths: dict[str, str] | None = None, cgroup_paths: dict[str, str] | None = None,
         config: dict[str, Any] | None = None, annotations: dict[str, str] | None = None,
+        creator_pid: int = 0, creator_start_time: int = 0,
+        systemd_unit: str = "",
     ) -> None:
         self.id = id
         self.state_dir = state_dir
@@ -63,6 +65,28 @@ class Container:
         self.cgroup_paths = cgroup_paths or {}  # controller -> host dir
         self.config = config or {}  # the container's config.json
         self.annotations = annotations or {}
+        # The `pyrunc create` that is making the container, until it has an init:
+        # with it alive the container is "creating", once it is dead "stopped".
+        self.creator_pid = creator_pid
+        self.creator_start_time = creator_start_time
+        self.systemd_unit = systemd_unit  # the scope of --systemd-cgroup, stopped on delete
+
+
+class BrokenState(PyruncError):
+    """The container's directory exists but its state.json is missing or unusable.
+
+    The id is taken all the same: ``delete -f`` removes what is left, using
+    ``cgroup_paths`` when they could still be read from the broken record.
+    """
+
+    def __init__(self, container_id: str, state_dir: str, reason: str,
+                 cgroup_paths: dict[str, str] | None = None) -> None:
+        super().__init__(f"container {container_id!r}: {reason}; "
+                         f"'delete --force {container_id}' removes it")
+        self.container_id = container_id
+        self.state_dir = state_dir
+        self.reason = reason
+        self.cgroup_paths = cgroup_paths or {}
 
 
 def validate_id(container_id: str) -> None:
@@ -83,18 +107,44 @@ def container_dir(root: str, container_id: str) -> str:
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write through a temp file, fsync, rename: readers see old or new, never half."""
+    """Write, fsync, rename: readers see old or new, never half.
+
+    The data is written to an unnamed O_TMPFILE and named only once complete,
+    just before the rename: a pyrunc killed meanwhile leaves no half-written
+    temp file behind (a filesystem without O_TMPFILE gets a named one).
+    """
     directory = os.path.dirname(path) or "."
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode)
+        unnamed = True
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        unnamed = False
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
         os.fsync(fd)
+        if unnamed:
+            try:  # noqa: SIM105 - contextlib is kept off this path
+                os.unlink(tmp)  # a stale one of a dead pyrunc with our pid
+            except FileNotFoundError:
+                pass
+            # With a dir fd given, os.link calls linkat with AT_SYMLINK_FOLLOW, which
+            # links the file /proc/self/fd/N stands for (plain link(2) would not).
+            dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.link(f"/proc/self/fd/{fd}", os.path.basename(tmp), dst_dir_fd=dir_fd,
+                        follow_symlinks=True)
+            finally:
+                os.close(dir_fd)
     except BaseException:
         os.close(fd)
-        _unlink_quietly(tmp)
+        if not unnamed:
+            _unlink_quietly(tmp)
         raise
     os.close(fd)
     try:
@@ -175,61 +225,135 @@ def save(container: Container) -> None:
         "annotations": container.annotations,
         "namespace_paths": container.namespace_paths,
         "cgroup_paths": container.cgroup_paths,
+        "systemd_unit": container.systemd_unit,
         "config": container.config,
+        "creator_pid": container.creator_pid,
+        "creator_start_time": container.creator_start_time,
     }
     atomic_write(os.path.join(container.state_dir, STATE_FILE), json.dumps(record).encode())
 
 
 def load(root: str, container_id: str) -> Container:
-    """Read pyrunc's or runc's state.json for ``container_id`` under ``root``."""
+    """Read pyrunc's or runc's state.json for ``container_id`` under ``root``.
+
+    A directory without a usable state.json raises :class:`BrokenState`, never
+    "does not exist": the id is taken until ``delete --force`` frees it.
+    """
+    from runpy_exec.readfile import read_small_file
+
     state_dir = container_dir(root, container_id)
+    path = os.path.join(state_dir, STATE_FILE)
     try:
-        with open(os.path.join(state_dir, STATE_FILE), "rb") as f:
-            record = json.loads(f.read())
+        raw = read_small_file(path)
     except FileNotFoundError:
-        raise PyruncError(f"container {container_id!r} does not exist") from None
-    except (OSError, ValueError) as err:
-        raise PyruncError(f"container {container_id!r}: unreadable state: {err}") from None
-    if "init_process_pid" in record:
-        return _from_runc(state_dir, record)
+        if not os.path.isdir(state_dir):
+            raise PyruncError(f"container {container_id!r} does not exist") from None
+        raise BrokenState(container_id, state_dir, "no state.json: a create is under way "
+                          "or was killed before it recorded the container") from None
+    except OSError as err:
+        raise BrokenState(container_id, state_dir,
+                          f"unreadable state.json: {err.strerror or err}") from None
+    try:
+        record = json.loads(raw)
+    except (ValueError, RecursionError) as err:
+        raise BrokenState(container_id, state_dir,
+                          f"state.json is not valid JSON: {str(err) or 'nested too deeply'}"
+                          ) from None
+    try:
+        if isinstance(record, dict) and "init_process_pid" in record:
+            container = _from_runc(state_dir, record)
+        else:
+            container = _from_pyrunc(state_dir, record)
+    except _Malformed as err:
+        raise BrokenState(container_id, state_dir, f"malformed state.json: {err}",
+                          _cgroup_paths_of(record)) from None
+    if container.id != container_id:
+        raise BrokenState(container_id, state_dir,
+                          f"malformed state.json: it is the state of {container.id!r}",
+                          container.cgroup_paths)
+    return container
+
+
+class _Malformed(Exception):
+    """A state.json field of the wrong type; its text names the field."""
+
+
+def _field(record: Any, name: str, kind: type, default: Any = None) -> Any:
+    """``record[name]`` if it has type ``kind`` (bool never counts as int)."""
+    if not isinstance(record, dict):
+        raise _Malformed(f"want an object, not {type(record).__name__}")
+    if name not in record or record[name] is None:
+        if default is None:
+            raise _Malformed(f"{name}: missing")
+        return default
+    value: Any = record[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _Malformed(f"{name}: want {kind.__name__}, not {type(value).__name__}")
+    if isinstance(value, int) and not 0 <= value < 1 << 63:
+        raise _Malformed(f"{name}: {value} is out of range")
+    return value
+
+
+def _string_map(record: Any, name: str) -> dict[str, str]:
+    value: dict[Any, Any] = _field(record, name, dict, {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise _Malformed(f"{name}: want an object of strings")
+    return value
+
+
+def _cgroup_paths_of(record: Any) -> dict[str, str]:
+    """The cgroup paths of a record otherwise broken, if they are still readable."""
+    try:
+        return _string_map(record, "cgroup_paths")
+    except _Malformed:
+        return {}
+
+
+def _from_pyrunc(state_dir: str, record: Any) -> Container:
     return Container(
-        id=record["id"],
+        id=_field(record, "id", str),
         state_dir=state_dir,
-        bundle=record["bundle"],
-        rootfs=record["rootfs"],
-        init_pid=record["init_pid"],
-        init_start_time=record["init_start_time"],
-        created=record["created"],
-        owner=record.get("owner", "root"),
-        namespace_paths=record.get("namespace_paths", {}),
-        cgroup_paths=record.get("cgroup_paths", {}),
-        config=record.get("config", {}),
-        annotations=record.get("annotations", {}),
+        bundle=_field(record, "bundle", str),
+        rootfs=_field(record, "rootfs", str),
+        init_pid=_field(record, "init_pid", int),
+        init_start_time=_field(record, "init_start_time", int),
+        created=_field(record, "created", str),
+        owner=_field(record, "owner", str, "root"),
+        namespace_paths=_string_map(record, "namespace_paths"),
+        cgroup_paths=_string_map(record, "cgroup_paths"),
+        config=_field(record, "config", dict, {}),
+        annotations=_string_map(record, "annotations"),
+        creator_pid=_field(record, "creator_pid", int, 0),
+        creator_start_time=_field(record, "creator_start_time", int, 0),
+        systemd_unit=_field(record, "systemd_unit", str, ""),
     )
 
 
 def _from_runc(state_dir: str, record: dict[str, Any]) -> Container:
     """runc keeps the bundle only as a label; config.json there holds the process defaults."""
-    config = record.get("config", {})
-    labels = dict(label.split("=", 1) for label in config.get("labels") or [] if "=" in label)
+    config = _field(record, "config", dict, {})
+    labels_list = _field(config, "labels", list, [])
+    labels = dict(label.split("=", 1) for label in labels_list
+                  if isinstance(label, str) and "=" in label)
     bundle = labels.get("bundle", "")
-    created_namespaces = {ns.get("type") for ns in config.get("namespaces") or []}
+    created_namespaces = {ns.get("type") for ns in _field(config, "namespaces", list, [])
+                          if isinstance(ns, dict)}
     namespace_paths = {
         _RUNC_NAMESPACES[kind]: path
-        for kind, path in (record.get("namespace_paths") or {}).items()
+        for kind, path in _string_map(record, "namespace_paths").items()
         if kind in _RUNC_NAMESPACES and kind in created_namespaces
     }
     return Container(
-        id=record["id"],
+        id=_field(record, "id", str),
         state_dir=state_dir,
         bundle=bundle,
-        rootfs=config.get("rootfs", ""),
-        init_pid=record["init_process_pid"],
-        init_start_time=record["init_process_start"],
-        created=record.get("created", ""),
+        rootfs=_field(config, "rootfs", str, ""),
+        init_pid=_field(record, "init_process_pid", int),
+        init_start_time=_field(record, "init_process_start", int),
+        created=_field(record, "created", str, ""),
         runtime="runc",
         namespace_paths=namespace_paths,
-        cgroup_paths=record.get("cgroup_paths") or {},
+        cgroup_paths=_string_map(record, "cgroup_paths"),
         config=_read_bundle_config(bundle),
     )
 
@@ -238,11 +362,14 @@ def _read_bundle_config(bundle: str) -> dict[str, Any]:
     """runc validated this config.json when it created the container; its process is re-checked
     by the caller against the process schema before use."""
     path = os.path.join(bundle, "config.json")
+    from runpy_exec.readfile import read_small_file
+
     try:
-        with open(path, "rb") as f:
-            config: dict[str, Any] = json.loads(f.read())
-    except (OSError, ValueError) as err:
+        config = json.loads(read_small_file(path))
+    except (OSError, ValueError, RecursionError) as err:
         raise PyruncError(f"{path}: {getattr(err, 'strerror', None) or err}") from None
+    if not isinstance(config, dict):
+        raise PyruncError(f"{path}: want a JSON object")
     return config
 
 
@@ -251,10 +378,15 @@ def status_of(container: Container) -> str:
 
     The init is matched by pid and start time, so a recycled pid is not taken
     for the container; the exec fifo exists until ``start``; the freezer
-    tells paused from running.
+    tells paused from running.  Before create has an init the container is
+    "creating" while that create lives, and "stopped" once it was killed.
     """
     from runpy_exec.linux import cgroups, proc
 
+    if not container.init_pid:
+        alive = container.creator_pid and proc.is_alive_with_start_time(
+            container.creator_pid, container.creator_start_time)
+        return "creating" if alive else "stopped"
     if not proc.is_alive_with_start_time(container.init_pid, container.init_start_time):
         return "stopped"
     if os.path.exists(os.path.join(container.state_dir, EXEC_FIFO)):
@@ -271,8 +403,10 @@ def status_of(container: Container) -> str:
 
 
 def list_ids(root: str) -> list[str]:
+    """Every container directory, whole or broken (hidden names are not containers)."""
     try:
         names = os.listdir(root)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if os.path.isfile(os.path.join(root, n, STATE_FILE)))
+    return sorted(n for n in names if os.path.isdir(os.path.join(root, n))
+                  and not n.startswith("."))

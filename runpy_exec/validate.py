@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 from runpy_exec import jsonio as json  # json without its import of re
 from runpy_exec.errors import PyruncError
@@ -83,10 +84,14 @@ def format_violation(name: str, loc: Loc, msg: str) -> str:
 
 
 def read_json(path: str, exit_code: int = 1) -> Any:
-    """Parse a user's JSON file, turning every failure into a one-line error."""
+    """Parse a user's JSON file, turning every failure into a one-line error.
+
+    Only regular files and pipes of at most readfile.MAX_JSON_BYTES are read.
+    """
+    from runpy_exec.readfile import read_small_file
+
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        raw = read_small_file(path)
     except OSError as error:
         reason = (error.strerror or str(error)).lower()
         raise PyruncError(f"{path}: {reason}", exit_code) from None
@@ -101,6 +106,11 @@ def read_json(path: str, exit_code: int = 1) -> Any:
         raise PyruncError(f"{path}: invalid JSON: {error.reason}", exit_code) from None
     except RecursionError:
         raise PyruncError(f"{path}: invalid JSON: nested too deeply", exit_code) from None
+    except ValueError:
+        # The only other ValueError: int() refuses numbers of more than
+        # sys.get_int_max_str_digits() digits.
+        raise PyruncError(f"{path}: invalid JSON: a number of more than "
+                          f"{sys.get_int_max_str_digits()} digits", exit_code) from None
 
 
 def _expected(values: list[Any]) -> str:

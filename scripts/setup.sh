@@ -12,9 +12,14 @@ apt_packages=(
 	runc                   # the reference runtime, tested side by side
 	crun                   # the second runtime benchmarks/bench.py compares against
 	bats gawk jq dpkg-dev bsdutils procps iproute2 # runc's own integration tests
+	tmux # a real terminal for the exec-session tests (tests/test_sessions.py)
 	# The engines tests/test_engines.py drives pyrunc through (../shared/clients);
 	# without recommends is enough: the scripts run private daemons, no network.
 	podman containerd docker.io umoci skopeo
+	# The pure cgroup v2 guest (scripts/cgroup2-vm.sh, tests/test_cgroup2_guest.py):
+	# qemu boots Debian's kernel with a busybox initramfs built by cpio; its
+	# --systemd mode runs the host's systemd and dbus there as PID 1 and the bus.
+	qemu-system-x86 cpio systemd dbus
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -22,9 +27,18 @@ for pkg in "${apt_packages[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
+	# Packages install services (dockerd, containerd, systemd's own units): none
+	# may start on this host. policy-rc.d answering 101 forbids it during the install.
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The guest's kernel: the pinned Debian package, fetched once into the cache.
+./scripts/cgroup2-vm.sh --fetch
 
 python=${PYTHON:-python3.11}
 command -v "$python" >/dev/null || python=python3

@@ -3,6 +3,11 @@
 Tests marked ``root`` need root and a real kernel.  Off CI they are skipped
 for a non-root user; on CI (which runs as root) a skip would hide the tests
 that matter, so there it is an error.
+
+Tests marked ``cgroup2_host`` need a pure cgroup v2 host (cgroup2 mounted at
+/sys/fs/cgroup, its controllers usable): on a hybrid host they are skipped.
+tests/test_cgroup2_guest.py runs them in the cgroup v2 guest with
+PYRUNC_CGROUP2_GUEST=1, where such a test that skips counts as failed.
 """
 
 from __future__ import annotations
@@ -22,9 +27,33 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0
+IN_CGROUP2_GUEST = os.environ.get("PYRUNC_CGROUP2_GUEST") == "1"
+# Lines tests/test_cgroup2_guest.py reports (each suite's final line, durations);
+# shown at the end of the run whether its tests pass or fail.
+GUEST_SUMMARY = pytest.StashKey[list[str]]()
+
+
+def pure_cgroup2_host() -> bool:
+    """Whether /sys/fs/cgroup is itself a cgroup2 mount (the last mount there wins)."""
+    fstype = ""
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            fields, _, rest = line.partition(" - ")
+            if fields.split()[4] == "/sys/fs/cgroup":
+                fstype = rest.split()[0]
+    return fstype == "cgroup2"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if IN_CGROUP2_GUEST and not pure_cgroup2_host():
+        raise pytest.UsageError("PYRUNC_CGROUP2_GUEST=1 but /sys/fs/cgroup is not cgroup2")
+    if not IN_CGROUP2_GUEST and any("cgroup2_host" in item.keywords for item in items) \
+            and not pure_cgroup2_host():
+        skip_v2 = pytest.mark.skip(reason="needs a pure cgroup v2 host "
+                                   "(tests/test_cgroup2_guest.py runs it in a v2 guest)")
+        for item in items:
+            if "cgroup2_host" in item.keywords:
+                item.add_marker(skip_v2)
     if IS_ROOT:
         return
     if os.environ.get("CI"):
@@ -33,6 +62,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "root" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
+                            config: pytest.Config) -> None:
+    lines = config.stash.get(GUEST_SUMMARY, [])
+    if lines:
+        terminalreporter.section("cgroup v2 guest (tests/test_cgroup2_guest.py)")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """In the cgroup v2 guest a cgroup2_host test that skips failed: it is there to run."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if IN_CGROUP2_GUEST and report.skipped and "cgroup2_host" in item.keywords:
+        report.outcome = "failed"
+        report.longrepr = f"cgroup2_host test skipped in the cgroup v2 guest: {report.longrepr}"
 
 
 def pyrunc_binary() -> str:

@@ -175,8 +175,8 @@ def test_exec_status_is_the_process_status(
 def test_unsupported_runc_commands_refuse_plainly(
     fakes: Fakes, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status, out, err = _run(capsys, "update", "-r", "limits.json", "c1")
-    assert (status, out, err) == (1, "", "pyrunc does not support the update command\n")
+    status, out, err = _run(capsys, "checkpoint", "--image-path", "img", "c1")
+    assert (status, out, err) == (1, "", "pyrunc does not support the checkpoint command\n")
 
 
 # --- help and version ----------------------------------------------------------------
@@ -199,7 +199,7 @@ def test_main_help_layout(
 
 
 _COMMANDS = ["spec", "create", "run", "start", "state", "list", "kill", "delete", "ps", "pause",
-             "resume", "exec", "checkpoint", "restore", "events", "update"]  # fmt: skip
+             "resume", "exec", "checkpoint", "restore", "events", "update", "features"]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", _COMMANDS)

@@ -19,12 +19,15 @@ import re
 import shutil
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import PROJECT, pyrunc_binary
 
 CLIENTS = PROJECT.parent / "shared" / "clients"
+# The project's own engine scenarios (they reuse the shared harness's helpers).
+SCENARIOS = Path(__file__).resolve().parent / "engines"
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$")
 # Long enough for the script's own per-command timeouts to have fired on a
 # wedged step; then it gets SIGTERM so its trap stops the daemons it started.
@@ -46,14 +49,14 @@ def _require(binaries: list[str]) -> None:
     pytest.skip(message)
 
 
-def _run_client(script: str, timeout: float) -> str:
+def _run_client(script: str, timeout: float, directory: Path = CLIENTS) -> str:
     """Run one client script against pyrunc; return its stdout.
 
     The script gets its own session: on timeout it is sent SIGTERM first
     (its trap stops containerd/dockerd/conmon and unmounts), and only
     what is still alive after the grace period is killed as a group.
     """
-    path = CLIENTS / script
+    path = directory / script
     if not path.exists():
         pytest.fail(f"{path} is missing: the shared material must sit beside the checkout")
     proc = subprocess.Popen(
@@ -103,3 +106,12 @@ def test_containerd_drives_pyrunc() -> None:
 def test_docker_drives_pyrunc() -> None:
     _require(["dockerd", "docker", "containerd", "containerd-shim-runc-v2"])
     _assert_all_passed("docker.sh", _run_client("docker.sh", timeout=300))
+
+
+def test_docker_update_reaches_pyrunc_and_the_process_inside() -> None:
+    """docker update -> containerd -> shim -> "pyrunc update --resources -": the
+    memory, pids and CPU limits a process inside reads, and a refused limit that
+    leaves the old one in place."""
+    _require(["dockerd", "docker", "containerd", "containerd-shim-runc-v2"])
+    out = _run_client("docker-update.sh", timeout=300, directory=SCENARIOS)
+    _assert_all_passed("docker-update.sh", out)

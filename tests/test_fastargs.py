@@ -163,6 +163,9 @@ def test_last_value_of_a_single_value_flag_wins() -> None:
         ["exec", "--preserve-fds", "x", "c1"],
         ["exec", "--preserve-fds", "-1", "c1"],
         ["exec", "--preserve-fds", " 1", "c1"],
+        ["exec", "--preserve-fds", "2147483648", "c1"],  # past a C int: Typer names the range
+        ["exec", "--exec-fd=99999999999", "c1"],
+        ["create", "--preserve-fds", "00000000001", "c1"],
         ["exec", "--root", "/r", "c1"],  # a global flag after the subcommand
         ["--log-format", "xml", "exec", "c1"],
         ["--", "exec", "c1"],
@@ -175,6 +178,12 @@ def test_last_value_of_a_single_value_flag_wins() -> None:
         ["delete", "-fa", "c1"],
         ["spec"],  # not a command engines call: Typer's
         ["checkpoint", "c1"],
+        ["attach"],
+        ["attach", "c1"],
+        ["attach", "c1", "s1", "extra"],
+        ["attach", "-h", "c1", "s1"],
+        ["attach", "--no-replay=1", "c1", "s1"],
+        ["attach", "--detach-keys"],
     ],
 )
 def test_unusual_command_lines_are_left_to_typer(argv: list[str]) -> None:
@@ -325,3 +334,56 @@ def test_whatever_the_fast_parser_accepts_typer_reads_the_same(argv: list[str]) 
     if fastargs.parse(argv) is None:
         return
     assert _calls(argv, through_typer=True) == _calls(argv, through_typer=False)
+
+
+# --- attach: not an engine's, but a person waits for it ---------------------------------
+
+
+def _attach_calls(argv: list[str], through_typer: bool) -> list[tuple[Any, ...]]:
+    """How ``client.attach`` is called, with attach_command's translation of the flags."""
+    from runpy_exec.sessions import client
+
+    calls: list[tuple[Any, ...]] = []
+
+    def attach(root: str, container_id: str, name: str, keys: str, replay: bool) -> int:
+        calls.append((root, container_id, name, keys, replay))
+        return 0
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(client, "attach", attach)
+        mp.setattr(log, "configure", lambda opts: None)
+        if through_typer:
+            assert cli.run(argv) == 0
+        else:
+            parsed = fastargs.parse(argv)
+            assert parsed is not None and parsed.name == "attach"
+            assert parsed.call() == 0
+    return calls
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["attach", "c1", "s1"], ("/run/pyrunc", "c1", "s1", "ctrl-p,ctrl-q", True)),
+    (["--root", "/r", "attach", "--no-replay", "c1", "s1"],
+     ("/r", "c1", "s1", "ctrl-p,ctrl-q", False)),
+    (["attach", "--detach-keys", "ctrl-a,d", "c1", "s1"],
+     ("/run/pyrunc", "c1", "s1", "ctrl-a,d", True)),
+    (["attach", "--detach-keys=x", "--no-replay", "--", "-c", "s1"],
+     ("/run/pyrunc", "-c", "s1", "x", False)),
+])
+def test_attach_parses_the_same_both_ways(argv: list[str], expected: tuple[Any, ...]) -> None:
+    assert _attach_calls(argv, through_typer=False) == [expected]
+    assert _attach_calls(argv, through_typer=True) == [expected]
+
+
+def test_attach_failures_exit_apart_from_the_process_status() -> None:
+    from runpy_exec.errors import PyruncError
+    from runpy_exec.sessions import client
+
+    def attach(*_args: Any) -> int:
+        raise PyruncError("session 's1' not found in container 'c1'")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(client, "attach", attach)
+        with pytest.raises(PyruncError) as caught:
+            client.attach_command(GlobalOptions(), "c1", "s1", "ctrl-p,ctrl-q", False)
+    assert caught.value.exit_code == client.ATTACH_ERROR

@@ -57,3 +57,32 @@ def test_what_json_cannot_write_is_refused() -> None:
         jsonio.dumps({1: "x"})
     with pytest.raises(TypeError):
         jsonio.dumps(object())
+
+
+def test_bad_documents_fail_as_in_json_before_json_is_imported() -> None:
+    """On its hot paths json is not imported at all: the scanner must still fail as json does."""
+    import subprocess
+    import sys
+
+    documents = ["{", "[1,]", '{"a": NaN', '"\\x"', '{"a" 1}', "[1 2]"]
+    code = f"""
+import sys
+from runpy_exec import jsonio
+assert "json" not in sys.modules and "json.decoder" not in sys.modules
+for text in {documents!r}:
+    try:
+        jsonio.loads(text)
+    except ValueError as err:
+        print(type(err).__name__, err)
+    else:
+        print("accepted", text)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    expected = []
+    for text in documents:
+        with pytest.raises(ValueError) as theirs:
+            json.loads(text)
+        expected.append(f"{type(theirs.value).__name__} {theirs.value}")
+    assert done.stdout.splitlines() == expected

@@ -215,3 +215,65 @@ def test_notify_returns_the_listener_fd() -> None:
 def test_invalid_profiles_are_refused(profile: dict[str, Any], message: str) -> None:
     with pytest.raises(PyruncError, match=message):
         seccomp.prepare(profile)
+
+
+def raw_syscall_errno(number: int, *args: int) -> int:
+    """Call syscall ``number``; 0 on success, else its errno."""
+    result = _libc.syscall(ctypes.c_long(number), *(ctypes.c_long(a) for a in args))
+    return ctypes.get_errno() if result == -1 else 0
+
+
+def test_syscalls_newer_than_the_profile_fail_with_enosys() -> None:
+    """An old Docker-shaped profile: close_range and clone3 are newer than it, so
+    they get ENOSYS (callers fall back); an old syscall it leaves out keeps EPERM."""
+    import pyseccomp
+
+    from tests.old_profiles import docker_2019_profile
+
+    flt = seccomp.prepare(docker_2019_profile())
+    number = {name: pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
+              for name in ("close_range", "clone3", "faccessat2", "acct")}
+
+    def body() -> None:
+        seccomp.load(flt)
+        assert raw_syscall_errno(number["close_range"], 1000, 1000, 0) == errno.ENOSYS
+        assert raw_syscall_errno(number["clone3"], 0, 0) == errno.ENOSYS
+        assert raw_syscall_errno(number["faccessat2"], -100, 0, 0, 0) == errno.ENOSYS
+        assert raw_syscall_errno(number["acct"], 0) == errno.EPERM
+        assert os.getpid() > 0
+
+    in_child(body)
+
+
+@pytest.mark.parametrize("default", ["SCMP_ACT_ALLOW", "SCMP_ACT_LOG"])
+def test_no_enosys_rules_under_a_permissive_default(default: str) -> None:
+    """runc adds its ENOSYS stub only under a denying default: here newer syscalls pass."""
+    import pyseccomp
+
+    flt = seccomp.prepare(allow_all_but({"names": ["acct"], "action": "SCMP_ACT_ERRNO"})
+                          | {"defaultAction": default})
+    close_range = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "close_range")
+
+    def body() -> None:
+        seccomp.load(flt)
+        assert raw_syscall_errno(close_range, 1000, 1000, 0) == 0
+
+    in_child(body)
+
+
+def test_numbers_beyond_libseccomp_get_enosys_too() -> None:
+    """runc v1.5.1 seccomp.bats: syscall 1000, which no table has, fails with ENOSYS under
+    a denying profile with several architectures (libseccomp cannot name it)."""
+    flt = seccomp.prepare({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["read", "write", "exit_group", "getpid"],
+                      "action": "SCMP_ACT_ALLOW"}]})
+
+    def body() -> None:
+        seccomp.load(flt)
+        assert raw_syscall_errno(1000, 0, 0, 0) == errno.ENOSYS
+        assert raw_syscall_errno(163, 0) == errno.EPERM  # acct: old, and not allowed
+        assert os.getpid() > 0
+
+    in_child(body)

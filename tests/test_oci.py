@@ -231,15 +231,12 @@ def spec_with(edit: str, value: Any) -> dict[str, Any]:
         ("process.user.uid", "0", "process.user.uid: Input should be a valid integer"),
         ("process.user.uid", 1.0, "process.user.uid: Input should be a valid integer"),
         ("process.user.uid", True, "process.user.uid: Input should be a valid integer"),
-        ("process.user.uid", None, "process.user.uid: Input should be a valid integer"),
         ("process.user.uid", -1, "process.user.uid: Input should be greater than or equal to 0"),
         (
             "process.user.gid",
             U32 + 1,
             "process.user.gid: Input should be less than or equal to 4294967295",
         ),
-        ("process.user.uid", ..., "process.user.uid: Field required"),
-        ("process.user", ..., "process.user: Field required"),
         ("process.cwd", ..., "process.cwd: Field required"),
         ("process.cwd", "", "process.cwd: String should match pattern '^/'"),
         ("process.args", ..., "process.args: Field required"),
@@ -250,7 +247,6 @@ def spec_with(edit: str, value: Any) -> dict[str, Any]:
         ),
         ("process", ..., "process: Field required"),
         ("root", ..., "root: Field required"),
-        ("ociVersion", ..., "ociVersion: Field required"),
         ("ociVersion", 1.0, "ociVersion: Input should be a valid string"),
         ("process.terminal", "true", "process.terminal: Input should be a valid boolean"),
         ("process.terminal", 1, "process.terminal: Input should be a valid boolean"),
@@ -281,6 +277,31 @@ def test_config_errors_name_the_json_path(
     tmp_path: Path, edit: str, value: Any, expected: str
 ) -> None:
     assert load_spec_error(tmp_path, spec_with(edit, value)) == expected
+
+
+@pytest.mark.parametrize(("key", "value", "cleaned"), [
+    ("user", {"uid": 0}, {"uid": 0}),  # runc v1.2.0's capabilities.bats
+    ("user", {"gid": 5}, {"gid": 5}),
+    ("user", {"uid": None, "gid": None}, {}),
+    ("user", None, None),
+    ("rlimits", [{"type": "RLIMIT_NOFILE"}], [{"type": "RLIMIT_NOFILE"}]),
+    ("consoleSize", {}, {}),
+    ("ioPriority", {"class": "IOPRIO_CLASS_BE"}, {"class": "IOPRIO_CLASS_BE"}),
+])
+def test_fields_runc_fills_with_go_zero_values_may_be_left_out(
+        tmp_path: Path, key: str, value: Any, cleaned: Any) -> None:
+    """What runc accepts because Go's decoder leaves a missing field 0 is accepted, and
+    the field stays out of the cleaned document (readers default it to 0)."""
+    document = default_spec()
+    document["process"][key] = value
+    loaded = oci.load_spec(write(tmp_path / "config.json", document))
+    assert loaded["process"].get(key) == cleaned
+
+
+def test_missing_oci_version_is_accepted_as_runc_does(tmp_path: Path) -> None:
+    document = default_spec()
+    del document["ociVersion"]
+    assert "ociVersion" not in oci.load_spec(write(tmp_path / "config.json", document))
 
 
 def test_first_of_several_errors_in_document_order(tmp_path: Path) -> None:
@@ -359,10 +380,10 @@ def test_invalid_utf8_is_reported_as_invalid_json(tmp_path: Path) -> None:
 
 
 def test_load_process_uses_exec_exit_code_and_given_name(tmp_path: Path) -> None:
-    path = write(tmp_path / "my-proc.json", {"args": ["sh"], "cwd": "/"})
+    path = write(tmp_path / "my-proc.json", {"args": ["sh"], "cwd": "relative"})
     with pytest.raises(PyruncError) as caught:
         oci.load_process(path)
     assert caught.value.exit_code == 255
-    assert str(caught.value) == f"{path}: user: Field required"
+    assert str(caught.value) == f"{path}: cwd: String should match pattern '^/'"
     process = FULL_SPEC["process"]
     assert oci.load_process(write(tmp_path / "ok.json", process)) == process

@@ -54,10 +54,10 @@ def test_schemas_state_the_required_fields() -> None:
     config = json.loads(GENERATED["config.schema.json"])
     process = json.loads(GENERATED["process.schema.json"])
     state = json.loads(GENERATED["state.schema.json"])
-    assert config["required"] == ["ociVersion", "process", "root"]
-    assert process["required"] == ["user", "args", "cwd"]
-    assert process["$defs"]["User"]["required"] == ["uid", "gid"]
-    assert process["$defs"]["User"]["properties"]["uid"]["minimum"] == 0
+    assert config["required"] == ["process", "root"]
+    assert process["required"] == ["args", "cwd"]
+    assert "required" not in process["$defs"]["User"]
+    assert process["$defs"]["User"]["properties"]["uid"]["anyOf"][0]["minimum"] == 0
     assert state["required"] == ["ociVersion", "id", "status", "bundle"]
 
 

@@ -230,7 +230,10 @@ RUNC_PROCESS: dict[str, Any] = {
             {**RUNC_PROCESS, "user": {"uid": "0", "gid": 0}},
             "user.uid: Input should be a valid integer",
         ),
-        ({**RUNC_PROCESS, "user": {"gid": 0}}, "user.uid: Field required"),
+        (
+            {**RUNC_PROCESS, "user": {"gid": -1}},
+            "user.gid: Input should be greater than or equal to 0",
+        ),
         (
             {**RUNC_PROCESS, "user": {"uid": 0, "gid": 0, "additionalGids": [1, -1]}},
             "user.additionalGids[1]: Input should be greater than or equal to 0",
@@ -241,8 +244,8 @@ RUNC_PROCESS: dict[str, Any] = {
             "args: List should have at least 1 item after validation, not 0",
         ),
         (
-            {**RUNC_PROCESS, "rlimits": [{"type": "RLIMIT_CORE", "hard": 1}]},
-            "rlimits[0].soft: Field required",
+            {**RUNC_PROCESS, "rlimits": [{"hard": 1, "soft": 1}]},
+            "rlimits[0].type: Field required",
         ),
         ({**RUNC_PROCESS, "terminal": 1}, "terminal: Input should be a valid boolean"),
         (

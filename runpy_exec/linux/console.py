@@ -45,17 +45,28 @@ def send_fd(sock: socket.socket, master_fd: int) -> None:
 
 
 def connect(socket_path: str) -> socket.socket:
-    """A connection to the caller's console socket, or a one-line error naming it."""
+    """A connection to the caller's console socket, or a one-line error naming it.
+
+    The connect does not block: a listener whose backlog is full (nobody is
+    accepting) would otherwise hold pyrunc in connect() for good; like runc,
+    fail at once with EAGAIN instead.
+    """
     import socket as socket_module
 
     sock = socket_module.socket(
-        socket_module.AF_UNIX, socket_module.SOCK_STREAM | socket_module.SOCK_CLOEXEC
+        socket_module.AF_UNIX,
+        socket_module.SOCK_STREAM | socket_module.SOCK_CLOEXEC | socket_module.SOCK_NONBLOCK,
     )
     try:
         sock.connect(socket_path)
+    except BlockingIOError as err:
+        sock.close()
+        raise PyruncError(f"console socket {socket_path}: {os_reason(err)} "
+                          "(its listen backlog is full: nobody accepts)") from None
     except OSError as err:
         sock.close()
         raise PyruncError(f"console socket {socket_path}: {os_reason(err)}") from None
+    sock.setblocking(True)
     return sock
 
 

@@ -133,6 +133,11 @@ class Mount:
         return self.options.flags
 
 
+def known_options() -> list[str]:
+    """Every mount option word pyrunc understands (what ``features`` advertises)."""
+    return sorted({*_FLAGS, *PROPAGATION, *_REC_ATTRS, "tmpcopyup"})
+
+
 def parse_mount_options(options: Iterable[str]) -> MountOptions:
     """Split options; whatever is not a known flag is filesystem data, in order."""
     flags = 0
@@ -148,7 +153,12 @@ def parse_mount_options(options: Iterable[str]) -> MountOptions:
             propagation.append(PROPAGATION[option])
         elif option in _REC_ATTRS:
             clear, attr = _REC_ATTRS[option]
-            if clear:
+            if clear and attr & MOUNT_ATTR__ATIME == attr:
+                # Leaving an atime mode means the kernel's default (relatime):
+                # mount_setattr(2) takes atime changes only as the whole field.
+                attr_set &= ~MOUNT_ATTR__ATIME
+                attr_clr |= MOUNT_ATTR__ATIME
+            elif clear:
                 attr_clr |= attr
             else:
                 attr_set |= attr

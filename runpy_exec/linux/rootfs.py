@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from runpy_exec.errors import PyruncError, describe
+from runpy_exec.linux import procfs
 from runpy_exec.linux import syscalls as sc
 from runpy_exec.linux.mountopts import Mount, MountOptions, mount_from_spec, root_propagation
 
@@ -130,6 +131,7 @@ def prepare_rootfs(
     *,
     before_pivot: Callable[[], None] | None = None,
     after_pivot: Callable[[], None] | None = None,
+    proc_root: int | None = None,
 ) -> None:
     """Build the container's filesystem view and jail the calling process in it.
 
@@ -138,7 +140,9 @@ def prepare_rootfs(
     own /proc/self/cgroup says.  ``before_pivot`` runs once the mounts are
     made but the host is still visible (runc's prestart and createRuntime
     hooks); ``after_pivot`` runs inside the jail before anything is made
-    read-only (runc sets up the console there).
+    read-only (runc sets up the console there).  ``proc_root`` is the
+    procfs handle sysctls are written through (see
+    :mod:`runpy_exec.linux.procfs`); without it, the jail's /proc.
     """
     validate_rootfs_spec(spec, bundle, no_pivot)
     linux: Mapping[str, Any] = spec.get("linux") or {}
@@ -186,21 +190,43 @@ def prepare_rootfs(
         os.makedirs(cwd, 0o755, exist_ok=True)
     if after_pivot is not None:
         after_pivot()
-    _finalize(spec, mounts)
+    _finalize(spec, mounts, proc_root)
 
 
-def mount_console(slave_path: str) -> None:
-    """Bind the pty slave onto /dev/console, from inside the jail.
+def mount_console(replica_fd: int) -> None:
+    """Bind the pty replica open on ``replica_fd`` onto /dev/console, inside the jail.
 
     Programs that open /dev/console must reach the container's terminal,
     not whatever the host's console is.
+
+    CVE-2025-52565: both ends by fd, not by path.  The pty is bound from the
+    fd we opened, not from its /dev/pts name; /dev/console is created or
+    opened without following symlinks, and must be a plain file or a
+    character device: a symlink planted there (to /proc/sys/kernel/core_pattern,
+    say) would have the bind land on its target.
     """
+    if not stat.S_ISCHR(os.fstat(replica_fd).st_mode):
+        raise PyruncError("console: the pty replica is not a character device")
     old = os.umask(0)
     try:
-        os.close(os.open("/dev/console", os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC, 0o666))
+        created = os.open("/dev/console", os.O_CREAT | os.O_RDONLY | os.O_NOFOLLOW
+                          | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise PyruncError("console: /dev/console is a symlink: refusing to mount the "
+                              "terminal through it") from None
+        raise
     finally:
         os.umask(old)
-    sc.mount(slave_path, "/dev/console", None, sc.MS_BIND)
+    os.close(created)
+    target = os.open("/dev/console", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(target).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
+            raise PyruncError("console: /dev/console is neither a file nor a device")
+        bind_from_fd(replica_fd, target)
+    finally:
+        os.close(target)
 
 
 def rootfs_path(spec: Mapping[str, Any], bundle: str) -> str:
@@ -1007,7 +1033,7 @@ def _reopen_dev_null() -> None:
 # --- inside the jail -------------------------------------------------------
 
 
-def _finalize(spec: Mapping[str, Any], mounts: Sequence[Mount]) -> None:
+def _finalize(spec: Mapping[str, Any], mounts: Sequence[Mount], proc_root: int | None) -> None:
     linux: Mapping[str, Any] = spec.get("linux") or {}
     for m in mounts:
         if m.flags & sc.MS_RDONLY and (m.device == "tmpfs" or _clean(m.destination) == "/dev"):
@@ -1026,18 +1052,32 @@ def _finalize(spec: Mapping[str, Any], mounts: Sequence[Mount]) -> None:
         raise PyruncError(f"sethostname: {describe(exc)}") from exc
     if spec.get("domainname"):
         _setdomainname(str(spec["domainname"]))
-    for key, value in (linux.get("sysctl") or {}).items():
-        _write_sysctl(key, str(value))
+    sysctls = linux.get("sysctl") or {}
+    if sysctls:
+        root = proc_root if proc_root is not None else os.open(
+            "/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for key, value in sysctls.items():
+                _write_sysctl(root, key, str(value))
+        finally:
+            if root != proc_root:
+                os.close(root)
     for path in linux.get("readonlyPaths") or []:
         try:
             _readonly_path(path)
         except OSError as exc:
             raise PyruncError(f'can\'t make "{path}" read-only: {describe(exc)}') from exc
-    for path in linux.get("maskedPaths") or []:
+    masked = linux.get("maskedPaths") or []
+    if masked:
+        null = _open_dev_null()
         try:
-            _mask_path(path)
-        except OSError as exc:
-            raise PyruncError(f"can't mask path {path}: {describe(exc)}") from exc
+            for path in masked:
+                try:
+                    _mask_path(path, null)
+                except OSError as exc:
+                    raise PyruncError(f"can't mask path {path}: {describe(exc)}") from exc
+        finally:
+            os.close(null)
 
 
 def _remount_readonly(m: Mount) -> None:
@@ -1070,19 +1110,19 @@ def _setdomainname(name: str) -> None:
         raise PyruncError(f"setdomainname: {os.strerror(err)}")
 
 
-def _write_sysctl(key: str, value: str) -> None:
-    """Write /proc/sys/<key> through the container's own /proc.
+def _write_sysctl(proc_root: int, key: str, value: str) -> None:
+    """Write sys/<key> below the procfs handle ``proc_root``.
 
-    The key is split on dots into path components, and a component that
-    would climb out of /proc/sys is refused.
+    CVE-2025-52881: never by path, through a /proc the container may have
+    arranged; openat2 refuses symlinks and mounts on the way.  The key is
+    split on dots into path components, and a component that would climb
+    out of /proc/sys is refused.
     """
     parts = [p.replace("/", ".") for p in _sysctl_dotted(key).split(".")]
     if any(p in ("", ".", "..") for p in parts):
         raise PyruncError(f"invalid sysctl key {key!r}")
-    path = os.path.join("/proc/sys", *parts)
     try:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(value)
+        procfs.write_file(proc_root, os.path.join("sys", *parts), value)
     except OSError as exc:
         raise PyruncError(f"write sysctl {key}: {describe(exc)}") from exc
 
@@ -1096,11 +1136,55 @@ def _readonly_path(path: str) -> None:
     sc.mount(path, path, None, kept | sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
 
 
-def _mask_path(path: str) -> None:
-    """/dev/null over a file, an empty read-only tmpfs over a directory."""
+def _open_dev_null() -> int:
+    """The container's /dev/null, opened once and checked to be the null device.
+
+    CVE-2025-31133: masking by the path "/dev/null" follows whatever the
+    container put there; a symlink to /proc/sys/kernel/core_pattern would
+    bind that file, writable, over a masked path.  A /dev/null that is not
+    the 1:3 character device fails create instead, as in runc 1.2.8.
+    """
+    fd = os.open("/dev/null", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    info = os.fstat(fd)
+    if not stat.S_ISCHR(info.st_mode) or info.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise PyruncError("can't mask paths: the container's /dev/null is not the null "
+                          "device (1:3)")
+    return fd
+
+
+def bind_from_fd(source_fd: int, target: str | int) -> None:
+    """Bind the file open on ``source_fd`` onto ``target`` (a path, or an O_PATH fd).
+
+    The source is never looked up again by path, so nothing swapped in after
+    it was checked can take its place (CVE-2025-31133, CVE-2025-52565).
+    Without the new mount API (Linux < 5.2), the fd's /proc/self/fd link.
+    """
+    target_fd, target_path = (target, "") if isinstance(target, int) else (-100, target)
+    target_flag = sc.MOVE_MOUNT_T_EMPTY_PATH if isinstance(target, int) else 0
     try:
-        sc.mount("/dev/null", path, None, sc.MS_BIND)
+        tree = sc.open_tree(source_fd, "", sc.OPEN_TREE_CLONE | sc.AT_EMPTY_PATH)
+    except OSError as exc:
+        if exc.errno != errno.ENOSYS:
+            raise
+        destination = target_path or f"/proc/self/fd/{target_fd}"
+        sc.mount(f"/proc/self/fd/{source_fd}", destination, None, sc.MS_BIND)
+        return
+    try:
+        sc.move_mount(tree, "", target_fd, target_path,
+                      sc.MOVE_MOUNT_F_EMPTY_PATH | target_flag)
+    finally:
+        os.close(tree)
+
+
+def _mask_path(path: str, null: int) -> None:
+    """/dev/null (the checked fd ``null``) over a file, an empty read-only tmpfs
+    over a directory."""
+    try:
+        is_dir = stat.S_ISDIR(os.stat(path).st_mode)
     except FileNotFoundError:
         return
-    except NotADirectoryError:
+    if is_dir:
         sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY)
+    else:
+        bind_from_fd(null, path)

@@ -61,6 +61,12 @@ _FLAGS = {
 
 _MAX_ARGS = 6
 
+# Syscall numbers this module looks at for the ENOSYS rules; every Linux
+# architecture's table ends well below it.
+_SYSCALL_NUMBER_CEILING = 1024
+# Default actions that let unknown syscalls through: no ENOSYS rules then.
+_PERMISSIVE_ACTIONS = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")
+
 
 @dataclass
 class Filter:
@@ -146,12 +152,66 @@ def _add_rules(flt: pyseccomp.SyscallFilter, default: int, rule: dict[str, Any])
     return action_name == "SCMP_ACT_NOTIFY"
 
 
+def _wants_enosys(profile: dict[str, Any]) -> bool:
+    """Whether syscalls newer than the profile should fail with ENOSYS, as runc arranges:
+    not when the default already lets them through or already says ENOSYS."""
+    if profile.get("defaultAction") in _PERMISSIVE_ACTIONS:
+        return False
+    return profile.get("defaultErrnoRet") != errno.ENOSYS
+
+
+def _add_enosys_rules(flt: pyseccomp.SyscallFilter, profile: dict[str, Any],
+                      raw_numbers: bool) -> None:
+    """Make every syscall newer than the newest one the profile names fail with ENOSYS.
+
+    A profile written before a syscall existed (Docker's before close_range,
+    clone3 or faccessat2) denies it with its default errno, usually EPERM;
+    programs and libcs that probe a new syscall fall back to the old one
+    only on ENOSYS, "not implemented", so under such a profile they would
+    fail where the kernel lacking the syscall would have let them work.
+    runc prepends a BPF stub for this; here the same cut-off becomes
+    ordinary libseccomp rules: every syscall number above the largest one
+    the profile names (on the native architecture) gets ERRNO(ENOSYS).  In
+    the native filter (``raw_numbers``) that is every number up to the
+    ceiling, named by libseccomp or not (syscalls newer than libseccomp
+    itself too); in the filter of the other architectures, where
+    libseccomp carries rules over by name, the syscalls it can name.
+    """
+    import pyseccomp
+
+    native = pyseccomp.Arch.NATIVE
+    newest = -1
+    for rule in profile.get("syscalls") or []:
+        for name in rule.get("names") or []:
+            number = pyseccomp.resolve_syscall(native, name)
+            newest = max(newest, number)
+    if newest < 0:
+        return  # nothing named: no notion of "newer than the profile"
+    action = pyseccomp.ERRNO(errno.ENOSYS)
+    for number in range(newest + 1, _SYSCALL_NUMBER_CEILING):
+        if not raw_numbers:
+            try:
+                pyseccomp.resolve_syscall(native, number)
+            except ValueError:
+                continue  # a hole in the table, or beyond libseccomp's knowledge
+        try:
+            flt.add_rule(action, number)
+        except OSError as err:
+            raise PyruncError(f"seccomp: add ENOSYS rule for syscall {number}: "
+                              f"{err.strerror}") from err
+
+
 def prepare(profile: dict[str, Any]) -> Filter:
     """Compile an OCI seccomp profile (the ``linux.seccomp`` object) into a filter.
 
     The filter does not set no_new_privs itself: whether the process gets it
     is the caller's decision (process.noNewPrivileges).  Without it, loading
     requires CAP_SYS_ADMIN, so the caller loads before dropping capabilities.
+
+    The native architecture and the profile's others are built as two
+    filters and merged: libseccomp takes a rule for a raw syscall number
+    (one it has no name for, see :func:`_add_enosys_rules`) only in a filter
+    of one architecture.
     """
     import pyseccomp
 
@@ -159,29 +219,51 @@ def prepare(profile: dict[str, Any]) -> Filter:
     if profile.get("defaultAction") == "SCMP_ACT_NOTIFY":
         raise PyruncError("seccomp: SCMP_ACT_NOTIFY cannot be the default action")
     try:
-        flt = pyseccomp.SyscallFilter(default)
-        flt.set_attr(pyseccomp.Attr.CTL_NNP, 0)
+        flt = _new_filter(default, profile)
+        others = _new_filter(default, profile)
+        others.remove_arch(pyseccomp.Arch.NATIVE)
+        other_arches = 0
         for arch_name in profile.get("architectures") or []:
             arch_attr = _ARCHES.get(arch_name)
             if arch_attr is None:
                 raise PyruncError(f"seccomp: {arch_name!r} is not a valid architecture")
             arch = getattr(pyseccomp.Arch, arch_attr)
-            if not flt.exist_arch(arch):
-                flt.add_arch(arch)
-        for flag in profile.get("flags") or []:
-            attr = _FLAGS.get(flag)
-            if attr is None:
-                raise PyruncError(f"seccomp: flag {flag!r} is not supported")
-            flt.set_attr(getattr(pyseccomp.Attr, attr), 1)
+            if arch != pyseccomp.system_arch() and not others.exist_arch(arch):
+                others.add_arch(arch)
+                other_arches += 1
     except OSError as err:
         raise PyruncError(f"seccomp: {err.strerror}") from err
+    filters = [flt, others] if other_arches else [flt]
     notify = False
     for rule in profile.get("syscalls") or []:
-        notify |= _add_rules(flt, default, rule)
+        for target in filters:
+            notify |= _add_rules(target, default, rule)
+    if _wants_enosys(profile):
+        for target in filters:
+            _add_enosys_rules(target, profile, raw_numbers=target is flt)
+    if other_arches:
+        try:
+            flt.merge(others)
+        except OSError as err:
+            raise PyruncError(f"seccomp: merge architectures: {err.strerror}") from err
     listener = profile.get("listenerPath") or ""
     if notify and not listener:
         raise PyruncError("seccomp: SCMP_ACT_NOTIFY needs listenerPath, which is not set")
     return Filter(flt, notify, listener)
+
+
+def _new_filter(default: int, profile: dict[str, Any]) -> pyseccomp.SyscallFilter:
+    """An empty filter (native architecture) with the profile's default and flags."""
+    import pyseccomp
+
+    flt = pyseccomp.SyscallFilter(default)
+    flt.set_attr(pyseccomp.Attr.CTL_NNP, 0)
+    for flag in profile.get("flags") or []:
+        attr = _FLAGS.get(flag)
+        if attr is None:
+            raise PyruncError(f"seccomp: flag {flag!r} is not supported")
+        flt.set_attr(getattr(pyseccomp.Attr, attr), 1)
+    return flt
 
 
 def load(flt: Filter) -> int | None:

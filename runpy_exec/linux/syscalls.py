@@ -118,7 +118,10 @@ def ambient_clear_all() -> None:
 
 
 _SYS_OPENAT2 = 437
+RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
 
@@ -151,3 +154,49 @@ def ioprio_set(ioprio_class: int, priority: int) -> None:
         _SYS_IOPRIO_SET, ctypes.c_int(_IOPRIO_WHO_PROCESS), ctypes.c_int(0), ctypes.c_int(value)
     )
     _check(result, "ioprio_set")
+
+
+# The new mount API (Linux 5.2): mounts made from fds, with no path to redirect.
+_SYS_OPEN_TREE = 428
+_SYS_MOVE_MOUNT = 429
+_SYS_FSOPEN = 430
+_SYS_FSCONFIG = 431
+_SYS_FSMOUNT = 432
+OPEN_TREE_CLONE = 1
+AT_EMPTY_PATH = 0x1000
+MOVE_MOUNT_F_EMPTY_PATH = 0x04
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+_FSOPEN_CLOEXEC = 1
+_FSCONFIG_CMD_CREATE = 6
+_FSMOUNT_CLOEXEC = 1
+MOUNT_ATTR_NOSUID = 0x02
+MOUNT_ATTR_NODEV = 0x04
+MOUNT_ATTR_NOEXEC = 0x08
+
+
+def open_tree(dirfd: int, path: str, flags: int) -> int:
+    fd = _libc.syscall(_SYS_OPEN_TREE, ctypes.c_int(dirfd), os.fsencode(path),
+                       ctypes.c_uint(flags | os.O_CLOEXEC))
+    return _check(fd, "open_tree")
+
+
+def move_mount(from_fd: int, from_path: str, to_fd: int, to_path: str, flags: int) -> None:
+    result = _libc.syscall(_SYS_MOVE_MOUNT, ctypes.c_int(from_fd), os.fsencode(from_path),
+                           ctypes.c_int(to_fd), os.fsencode(to_path), ctypes.c_uint(flags))
+    _check(result, "move_mount")
+
+
+def fsmount_new(fs_type: str, attr_flags: int) -> int:
+    """A new, detached instance of ``fs_type`` (fsopen, create, fsmount): an fd to its
+    root that no path leads to."""
+    context = _check(_libc.syscall(_SYS_FSOPEN, os.fsencode(fs_type),
+                                   ctypes.c_uint(_FSOPEN_CLOEXEC)), f"fsopen {fs_type}")
+    try:
+        _check(_libc.syscall(_SYS_FSCONFIG, ctypes.c_int(context),
+                             ctypes.c_uint(_FSCONFIG_CMD_CREATE), None, None, ctypes.c_int(0)),
+               f"fsconfig {fs_type}")
+        return _check(_libc.syscall(_SYS_FSMOUNT, ctypes.c_int(context),
+                                    ctypes.c_uint(_FSMOUNT_CLOEXEC), ctypes.c_uint(attr_flags)),
+                      f"fsmount {fs_type}")
+    finally:
+        os.close(context)

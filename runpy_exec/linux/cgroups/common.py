@@ -292,7 +292,10 @@ def _procs_in_tree(top: str) -> list[int]:
         try:
             with open(os.path.join(directory, "cgroup.procs"), encoding="ascii") as f:
                 found.extend(int(line) for line in f if line.strip())
-        except FileNotFoundError:
+        except OSError as err:
+            # ENODEV: removed while we read it, as systemd removes an emptied scope.
+            if err.errno not in (errno.ENOENT, errno.ENODEV):
+                raise
             continue
     return found
 

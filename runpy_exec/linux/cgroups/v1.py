@@ -57,7 +57,11 @@ def _v1_devices(target: Target, rules: Sequence[Mapping[str, Any]]) -> None:
     the cgroup has sub-cgroups, so this suits a new container's cgroup.
     """
     target.write("devices", "devices.deny", "a")
+    allowed_any = False
     for rule in rules:
+        if not rule.get("allow") and not allowed_any:
+            continue  # nothing is allowed yet: a deny changes nothing (runc skips it too)
+        allowed_any = True
         name = "devices.allow" if rule.get("allow") else "devices.deny"
         target.write("devices", name, _v1_device_rule(rule))
 
@@ -114,11 +118,20 @@ def _v1_cpu(target: Target, c: Mapping[str, Any]) -> None:
             target.write("cpu", "cpu.cfs_period_us", period)
     if c.get("burst") is not None:
         target.write("cpu", "cpu.cfs_burst_us", c["burst"])
-    # The runtime can only be set within the period, so the period goes first.
+    # The runtime can only be set within the period, so the period goes first,
+    # unless the new period is shorter than the current runtime (EINVAL).
+    runtime = c.get("realtimeRuntime")
     if c.get("realtimePeriod"):
-        target.write("cpu", "cpu.rt_period_us", c["realtimePeriod"])
-    if c.get("realtimeRuntime"):
-        target.write("cpu", "cpu.rt_runtime_us", c["realtimeRuntime"])
+        try:
+            target.write("cpu", "cpu.rt_period_us", c["realtimePeriod"])
+        except CgroupError as err:
+            if not runtime or err.errno != errno.EINVAL:
+                raise
+            target.write("cpu", "cpu.rt_runtime_us", runtime)
+            target.write("cpu", "cpu.rt_period_us", c["realtimePeriod"])
+            runtime = None
+    if runtime:
+        target.write("cpu", "cpu.rt_runtime_us", runtime)
     if c.get("idle") is not None:
         target.write("cpu", "cpu.idle", c["idle"])
     if c.get("cpus"):

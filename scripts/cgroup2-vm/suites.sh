@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# suites.sh SUITE... — run in the cgroup v2 guest (cwd: the project) by
+# tests/test_cgroup2_guest.py through scripts/cgroup2-vm.sh, one boot for all.
+#
+# SUITE is one of
+#   pytest                  the project's tests in $GUEST_PYTEST_FILES (PYRUNC_CGROUP2_GUEST=1:
+#                           a cgroup2_host test that skips fails); junit XML in pytest.xml
+#   bats:RUNTIME            runc's bats ($GUEST_BATS_FILES) through $GUEST_BATS_HARNESS
+#   podman:RUNTIME          $GUEST_CLIENTS/podman.sh RUNTIME   (likewise containerd:, docker:)
+# RUNTIME is "runc" or "pyrunc" (this project's .venv/bin/pyrunc).
+#
+# Each suite's output goes to $CGROUP2_VM_RESULTS/<suite>.log and "<status> <seconds>"
+# to <suite>.status; the console shows one line per suite. A suite that fails does not
+# stop the others.
+set -uo pipefail
+out=${CGROUP2_VM_RESULTS:?run me through scripts/cgroup2-vm.sh}
+
+runtime_path() {
+	case $1 in
+	runc) command -v runc ;;
+	pyrunc) echo "$PWD/.venv/bin/pyrunc" ;;
+	*) echo "$1" ;;
+	esac
+}
+
+run_suite() {
+	local suite=$1 name=${1//:/-} start rc
+	start=$(date +%s)
+	echo "== $suite: started at $(cut -d' ' -f1 /proc/uptime)s of guest uptime"
+	case $suite in
+	pytest)
+		# shellcheck disable=SC2086 # a list of test files
+		PYRUNC_CGROUP2_GUEST=1 timeout -k 30 "${GUEST_PYTEST_TIMEOUT:-1800}" \
+			.venv/bin/python -m pytest -p no:cacheprovider -ra -q \
+			--junitxml="$out/pytest.xml" $GUEST_PYTEST_FILES >"$out/$name.log" 2>&1
+		;;
+	bats:*)
+		# shellcheck disable=SC2086 # a list of bats files
+		"$GUEST_BATS_HARNESS" "$(runtime_path "${suite#*:}")" $GUEST_BATS_FILES >"$out/$name.log" 2>&1
+		;;
+	podman:* | containerd:* | docker:*)
+		timeout -k 30 "${GUEST_CLIENT_TIMEOUT:-900}" setsid \
+			"$GUEST_CLIENTS/${suite%%:*}.sh" "$(runtime_path "${suite#*:}")" >"$out/$name.log" 2>&1
+		;;
+	*)
+		echo "unknown suite $suite" >"$out/$name.log"
+		false
+		;;
+	esac
+	rc=$?
+	echo "$rc $(($(date +%s) - start))" >"$out/$name.status"
+	echo "== $suite: exit $rc in $(($(date +%s) - start)) s: $(grep -v '^[[:space:]]*$' "$out/$name.log" | tail -1)"
+}
+
+for suite in "$@"; do
+	run_suite "$suite"
+done

@@ -1,0 +1,205 @@
+"""pyrunc features: the document's shape, and every item it advertises tried on
+real containers (mount options, namespaces, capabilities, seccomp actions and
+flags), so the document never promises what pyrunc cannot do."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Runtime, edit_config, pyrunc_binary, running
+from tests.exec_support import init_pid, status_fields
+
+Document = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def document() -> Document:
+    import subprocess
+
+    result = subprocess.run([pyrunc_binary(), "features"], capture_output=True, text=True,
+                            check=True)
+    doc: Document = json.loads(result.stdout)
+    return doc
+
+
+def test_the_document_has_the_runtime_spec_shape(document: Document) -> None:
+    assert document["ociVersionMin"] == "1.0.0"
+    assert document["ociVersionMax"]
+    assert document["hooks"] == ["prestart", "createRuntime", "createContainer",
+                                 "startContainer", "poststart", "poststop"]
+    assert {"rro", "rbind", "ro", "nosuid", "tmpcopyup"} <= set(document["mountOptions"])
+    # A new mount cannot be a remount (runc fails it the same way): not offered.
+    assert "remount" not in document["mountOptions"]
+    linux = document["linux"]
+    assert set(linux["cgroup"]) == {"v1", "v2", "systemd", "systemdUser", "rdma"}
+    assert linux["mountExtensions"] == {"idmap": {"enabled": False}}
+    assert linux["intelRdt"] == {"enabled": False}
+    seccomp = linux["seccomp"]
+    assert seccomp["enabled"] is True
+    assert set(seccomp["supportedFlags"]) <= set(seccomp["knownFlags"])
+    assert "SCMP_ARCH_X86_64" in seccomp["archs"] and "SCMP_CMP_MASKED_EQ" in seccomp["operators"]
+    assert "io.github.seccomp.libseccomp.version" in document["annotations"]
+    assert document["potentiallyUnsafeConfigAnnotations"] == []
+
+
+def test_cgroup_versions_follow_the_mounts(document: Document) -> None:
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        fstypes = {line.split(" - ")[1].split()[0] for line in f}
+    cgroup = document["linux"]["cgroup"]
+    assert cgroup["v1"] == ("cgroup" in fstypes)
+    if "cgroup2" not in fstypes:
+        assert cgroup["v2"] is False
+    # The systemd driver needs systemd running and its system bus.
+    assert cgroup["systemd"] is (os.path.isdir("/run/systemd/system")
+                                 and os.path.exists("/run/dbus/system_bus_socket"))
+
+
+def test_capabilities_are_the_kernels_that_pyrunc_holds(document: Document) -> None:
+    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    bounding = int(status_fields(Path("/proc/self/status").read_text())["CapBnd"], 16)
+    held = [n for n in range(last + 1) if bounding >> n & 1]
+    assert len(document["linux"]["capabilities"]) == len(held)
+
+
+# Options that only make sense together with another, and a mount to try them on.
+_BIND_ONLY = {"bind", "rbind"}
+
+
+def _mount_for(option: str, source: Path, index: int) -> dict[str, Any]:
+    destination = f"/m{index}"
+    if option in _BIND_ONLY or option.startswith("r") and option not in {"relatime", "ro",
+                                                                          "rw"}:
+        options = ["rbind", option] if option != "rbind" else ["rbind"]
+        return {"destination": destination, "type": "bind", "source": str(source),
+                "options": options}
+    return {"destination": destination, "type": "tmpfs", "source": "tmpfs",
+            "options": [option]}
+
+
+@pytest.mark.root
+def test_every_advertised_mount_option_mounts(document: Document, pyrunc: Runtime,
+                                              bundle: Path, tmp_path: Path) -> None:
+    """Each option on a mount of its own in one container; each mount is there."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "marker").write_text("here")
+    options = document["mountOptions"]
+    mounts = [_mount_for(option, source, i) for i, option in enumerate(options)]
+    edit_config(bundle, lambda c: c["mounts"].extend(mounts))
+    with running(pyrunc, bundle) as container_id:
+        pid = init_pid(pyrunc, container_id)
+        table = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+        mounted = {line.split()[4]: line for line in table}
+        for i, option in enumerate(options):
+            assert f"/m{i}" in mounted, f"mount option {option!r} gave no mount"
+        assert " ro," in mounted[f"/m{options.index('ro')}"] or \
+            mounted[f"/m{options.index('ro')}"].split()[5].startswith("ro")
+        assert "nosuid" in mounted[f"/m{options.index('nosuid')}"].split()[5]
+
+
+@pytest.mark.root
+def test_every_advertised_namespace_is_created(document: Document, pyrunc: Runtime,
+                                               bundle: Path) -> None:
+    kinds = document["linux"]["namespaces"]
+    proc_names = {"network": "net", "mount": "mnt"}
+
+    def change(config: dict[str, Any]) -> None:
+        config["linux"]["namespaces"] = [{"type": kind} for kind in kinds]
+        if "user" in kinds:
+            config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+            config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+
+    edit_config(bundle, change)
+    with running(pyrunc, bundle) as container_id:
+        pid = init_pid(pyrunc, container_id)
+        for kind in kinds:
+            name = proc_names.get(kind, kind)
+            ours = os.readlink(f"/proc/{pid}/ns/{name}")
+            assert ours != os.readlink(f"/proc/self/ns/{name}"), f"{kind} namespace not new"
+
+
+@pytest.mark.root
+def test_every_advertised_capability_is_granted(document: Document, pyrunc: Runtime,
+                                                bundle: Path) -> None:
+    from runpy_exec.resolve import cap_number
+
+    names = document["linux"]["capabilities"]
+
+    def change(config: dict[str, Any]) -> None:
+        config["process"]["capabilities"] = {kind: names for kind in
+                                             ("bounding", "effective", "permitted")}
+
+    edit_config(bundle, change)
+    container_id = f"caps{os.getpid()}"
+    # --net-raw: CAP_NET_RAW is dropped by default, granted when asked for.
+    pyrunc.run_detached("--net-raw", "run", "-d", "--bundle", str(bundle), container_id)
+    try:
+        status = status_fields(Path(f"/proc/{init_pid(pyrunc, container_id)}/status")
+                               .read_text())
+    finally:
+        pyrunc("delete", "--force", container_id)
+    numbers = [cap_number(name) for name in names]
+    assert None not in numbers
+    wanted = sum(1 << n for n in numbers if n is not None)
+    for field in ("CapBnd", "CapEff", "CapPrm"):
+        assert int(status[field], 16) == wanted, field
+
+
+# What "mkdir /tmp/d" reports under each action on mkdir/mkdirat: its exit
+# status as sh sees it and a word of its error, if any.
+_SIGSYS = 128 + signal.SIGSYS
+_OUTCOMES = {
+    "SCMP_ACT_ALLOW": (0, ""),
+    "SCMP_ACT_LOG": (0, ""),
+    "SCMP_ACT_ERRNO": (1, "Operation not permitted"),
+    "SCMP_ACT_TRACE": (1, "Function not implemented"),  # no tracer: ENOSYS
+    "SCMP_ACT_TRAP": (_SIGSYS, ""),
+    "SCMP_ACT_KILL": (_SIGSYS, ""),
+    "SCMP_ACT_KILL_THREAD": (_SIGSYS, ""),
+    "SCMP_ACT_KILL_PROCESS": (_SIGSYS, ""),
+}
+
+
+@pytest.mark.root
+def test_every_advertised_seccomp_action_acts(document: Document, pyrunc: Runtime,
+                                              bundle: Path) -> None:
+    actions = document["linux"]["seccomp"]["actions"]
+    assert set(actions) <= set(_OUTCOMES), "an action this test does not know how to try"
+    for action in actions:
+        def change(config: dict[str, Any], action: str = action) -> None:
+            config["mounts"].append({"destination": "/tmp", "type": "tmpfs",
+                                     "source": "tmpfs"})
+            config["process"]["args"] = ["sh", "-c", "mkdir /tmp/d; echo status=$?"]
+            config["linux"]["seccomp"] = {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": action}],
+            }
+
+        edit_config(bundle, change)
+        result = pyrunc("run", "--bundle", str(bundle), f"sc{os.getpid()}", timeout=60)
+        status, error = _OUTCOMES[action]
+        assert f"status={status}" in result.stdout, (action, result.stdout, result.stderr)
+        assert error in result.stderr, (action, result.stderr)
+
+
+@pytest.mark.root
+def test_every_supported_seccomp_flag_loads(document: Document, pyrunc: Runtime,
+                                            bundle: Path) -> None:
+    flags = document["linux"]["seccomp"]["supportedFlags"]
+
+    def change(config: dict[str, Any]) -> None:
+        config["process"]["args"] = ["sh", "-c", "grep Seccomp: /proc/self/status"]
+        config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "flags": flags,
+                                      "syscalls": [{"names": ["acct"],
+                                                    "action": "SCMP_ACT_ERRNO"}]}
+
+    edit_config(bundle, change)
+    result = pyrunc("run", "--bundle", str(bundle), f"sf{os.getpid()}", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Seccomp:\t2" in result.stdout
