@@ -8,7 +8,7 @@ help prints ``NAME:`` / ``USAGE:`` / ... sections.  The text is pyrunc's own.
 Every command only turns its arguments into a request and hands it to the
 orchestration module, imported inside the function so that a command pays
 only for what it uses.  ``entry`` bypasses this module entirely for a
-well-formed ``exec`` (see ``execargs``).
+well-formed call of the commands engines use (see ``fastargs``).
 """
 
 from __future__ import annotations
@@ -458,7 +458,7 @@ def ps(
 ) -> None:
     from runpy_exec import lifecycle
 
-    lifecycle.ps(_opts(ctx), container_id, fmt, list(ps_args or ()))
+    lifecycle.ps(_opts(ctx), container_id, fmt, tuple(ps_args or ()))
 
 
 @app.command(
@@ -796,10 +796,7 @@ def attach(
 ) -> None:
     from runpy_exec.sessions import client
 
-    try:
-        status = client.attach(_opts(ctx).root, container_id, name, detach_keys, not no_replay)
-    except PyruncError as err:
-        raise PyruncError(str(err), client.ATTACH_ERROR) from None
+    status = client.attach_command(_opts(ctx), container_id, name, detach_keys, no_replay)
     if status:
         raise typer.Exit(status)
 

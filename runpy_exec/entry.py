@@ -1,9 +1,11 @@
 """The ``pyrunc`` console command: choose a parser, turn failures into statuses.
 
-A well-formed ``exec`` is parsed by ``execargs`` with the standard library
-only; everything else (other commands, help, anything unusual) goes through
-the Typer app in ``cli``, whose import alone costs more than exec's budget.
-This module must therefore import nothing beyond those two small modules.
+A well-formed call of a command engines use (exec, create, start, state,
+kill, delete...) is parsed by ``fastargs`` with the standard library only;
+everything else (other commands, help, anything unusual) goes through the
+Typer app in ``cli``, whose import alone costs several times the work of most
+commands.  This module must therefore import nothing beyond those small
+modules.
 
 Failures are reported once, here: a ``PyruncError`` as its one-line message
 and its exit code, anything unexpected as a one-line internal error (with the
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
 
-from runpy_exec import execargs, log
+from runpy_exec import fastargs, log
 from runpy_exec.errors import PyruncError
-from runpy_exec.requests import GlobalOptions
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 EXEC_ERROR = 255
 INTERRUPTED = 130
@@ -46,29 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: list[str]) -> int:
-    parsed = execargs.parse(args)
+    parsed = fastargs.parse(args)
     if parsed is None:
-        attach = execargs.parse_attach(args)
-        if attach is not None:
-            return _attach(*attach)
         from runpy_exec import cli
 
         return cli.run(args)
-    opts, req = parsed
-    log.configure(opts)
-    from runpy_exec import exec_cmd
-
-    return exec_cmd.exec_(opts, req)
-
-
-def _attach(opts: GlobalOptions, container_id: str, name: str, keys: str, replay: bool) -> int:
-    log.configure(opts)
-    from runpy_exec.sessions import client
-
-    try:
-        return client.attach(opts.root, container_id, name, keys, replay)
-    except PyruncError as err:
-        raise PyruncError(str(err), client.ATTACH_ERROR) from None
+    log.configure(parsed.opts)
+    return parsed.call()
 
 
 def _exit_status(code: object) -> int:
@@ -86,7 +74,7 @@ def _internal_error(err: Exception, args: list[str]) -> int:
 
         traceback.print_exception(err, file=sys.stderr)
     log.error(f"pyrunc: internal error: {type(err).__name__}: {err}")
-    return EXEC_ERROR if execargs.subcommand(args) == "exec" else 1
+    return EXEC_ERROR if fastargs.subcommand(args) == "exec" else 1
 
 
 def _silence_stdout() -> None:

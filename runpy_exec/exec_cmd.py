@@ -11,17 +11,18 @@ import contextlib
 import fcntl
 import os
 import signal
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from runpy_exec import state
 from runpy_exec.errors import PyruncError
 from runpy_exec.plan import ProcessPlan
 from runpy_exec.requests import ExecRequest, GlobalOptions
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     # Imported where used: socket costs ~6 ms, and only a terminal exec needs it.
     import socket
+    from collections.abc import Iterable, Iterator
+    from typing import Any, NoReturn
 
     from runpy_exec.linux.cgroups.joining import CgroupJoin
 
@@ -68,7 +69,43 @@ def _exec(opts: GlobalOptions, req: ExecRequest) -> int:
         return _exec_detached(opts, req, timeout)
     launched = _launch(opts, req)
     _report_started(req, launched, launched.pid)
+    if launched.master_fd is None:
+        timeout = _hand_off_if_long(launched, timeout)
     return _wait(launched, timeout)
+
+
+# A process still running after this long is waited for by the small waiter
+# (see runpy_exec.waiter): probes are done by then and never pay for the
+# re-spawn, long execs stop holding everything exec imported.
+HAND_OFF_AFTER = 0.5
+
+
+def _hand_off_if_long(launched: Launched, timeout: float | None) -> float | None:
+    """Wait here a little; then, if the process still runs, become the small waiter.
+
+    Returns (with the timeout left) only when the process has exited.
+    """
+    import select
+    import time
+
+    start = time.monotonic()
+    first = HAND_OFF_AFTER if timeout is None else min(HAND_OFF_AFTER, timeout)
+    while time.monotonic() - start < first:
+        ready, _, _ = select.select([launched.pidfd, launched.forwarder.wake_fd], [], [],
+                                    max(0.0, first - (time.monotonic() - start)))
+        launched.forwarder.drain()  # the handlers have forwarded those signals already
+        if launched.pidfd in ready:
+            break
+    left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
+    if select.select([launched.pidfd], [], [], 0)[0] or left == 0.0:
+        return left
+    import sys
+
+    from runpy_exec import waiter
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    waiter.become(launched.pid, launched.pidfd, left, keep_stdio=True)
 
 
 def _check_terminal(req: ExecRequest, terminal: bool) -> None:
@@ -130,30 +167,23 @@ def _exec_detached(opts: GlobalOptions, req: ExecRequest, timeout: float | None)
 
 def _run_waiter(opts: GlobalOptions, req: ExecRequest, ready_w: int,
                 timeout: float | None) -> None:
-    status = EXEC_ERROR
+    """The forked waiter: launch the process, report to the caller, then become
+    the small waiter of :mod:`runpy_exec.waiter`, which holds nothing else."""
     try:
-        try:
-            launched = _launch(opts, req)
-            _report_started(req, launched, os.getpid())
-        except Exception as err:  # noqa: BLE001 - the caller reports it; we only pass it on
-            message = str(err) if isinstance(err, PyruncError) else (
-                f"pyrunc: internal error: {type(err).__name__}: {err}")
-            os.write(ready_w, b"error:" + message.encode())
-            os._exit(EXEC_ERROR)
-        os.write(ready_w, b"ok")
-        os.close(ready_w)
-        _let_go_of_stdio()
-        status = _wait(launched, timeout)
+        launched = _launch(opts, req)
+        _report_started(req, launched, os.getpid())
+    except Exception as err:  # noqa: BLE001 - the caller reports it; we only pass it on
+        message = str(err) if isinstance(err, PyruncError) else (
+            f"pyrunc: internal error: {type(err).__name__}: {err}")
+        os.write(ready_w, b"error:" + message.encode())
+        os._exit(EXEC_ERROR)
+    try:
+        from runpy_exec import waiter
+
+        os.write(ready_w, b"ok")  # the caller returns once ready_w closes, at our execve
+        waiter.become(launched.pid, launched.pidfd, timeout, keep_stdio=False)
     finally:
-        os._exit(status)
-
-
-def _let_go_of_stdio() -> None:
-    """The caller may read our stdout to its end: only the process may hold it open now."""
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
+        os._exit(EXEC_ERROR)
 
 
 def _report_started(req: ExecRequest, launched: Launched, waiter_pid: int) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-from typing import Any
-
 from runpy_exec import log
 from runpy_exec.errors import PyruncError
-from runpy_exec.state import Container
+
+# start and delete run here on every call, hooks or not: json, subprocess and
+# typing are imported only when there is a hook to run.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from runpy_exec.state import Container
 
 
 def run_hooks(container: Container, point: str, oci_state: dict[str, Any], fatal: bool) -> None:
@@ -26,6 +29,12 @@ def run_spec_hooks(spec: dict[str, Any], point: str, oci_state: dict[str, Any],
     runc gives startContainer hooks).
     """
     hooks = ((spec.get("hooks") or {}).get(point)) or []
+    if not hooks:
+        return
+    import subprocess
+
+    from runpy_exec import jsonio as json
+
     payload = json.dumps(oci_state).encode()
     for hook in hooks:
         path = hook["path"]

@@ -8,7 +8,7 @@ child does no parsing and no lookups after ``fork``.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from runpy_exec.records import NamedTuple
 
 
 class CapabilitySets(NamedTuple):

@@ -20,14 +20,18 @@ import resource
 import signal
 import stat
 import termios
-from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import prctl
 
 from runpy_exec.errors import PyruncError, describe
 from runpy_exec.linux import capabilities, console, procfs, syscalls
 from runpy_exec.plan import ProcessPlan
+from runpy_exec.records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any, NoReturn, TypeVar
 
 # Between the fields of an error record: stage, errno, message.
 _ERROR_SEPARATOR = b"\0"
@@ -43,7 +47,8 @@ _EVERY_CPU = frozenset(range(max(1024, os.cpu_count() or 1)))
 
 _made_terminal = False  # set by become_terminal_owner: stdio is a pty this process opened
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    T = TypeVar("T")
 
 
 class ProcFiles:

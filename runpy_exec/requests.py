@@ -10,7 +10,7 @@ models' schemas instead (see ``oci`` and ``validate``).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from runpy_exec.records import NamedTuple
 
 
 class GlobalOptions(NamedTuple):

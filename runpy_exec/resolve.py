@@ -20,15 +20,15 @@ from __future__ import annotations
 import os
 import posixpath
 import resource
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import NamedTuple
 
 from runpy_exec.errors import PyruncError
 from runpy_exec.plan import CapabilitySets, IoPriority, ProcessPlan, Rlimit, Scheduler
+from runpy_exec.records import NamedTuple
 from runpy_exec.requests import ExecRequest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from typing import Any
 
     JsonObject = Mapping[str, Any]
@@ -38,7 +38,8 @@ MAX_ID = (1 << 32) - 2  # (uid_t)-1 means "no change" to the kernel, so it is ne
 DEFAULT_HOME = "/"
 _MAX_CPU = 1 << 16
 
-Warn = Callable[[str], None]
+if TYPE_CHECKING:
+    Warn = Callable[[str], None]
 
 
 class ResolveError(PyruncError):

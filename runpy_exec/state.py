@@ -7,15 +7,18 @@ into one :class:`Container` so ``exec`` works on either runtime's containers.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
-import json
 import os
-from collections.abc import Iterator
-from typing import Any
 
+from runpy_exec import jsonio as json  # json without its import of re
 from runpy_exec.errors import PyruncError
+
+# typing and contextlib (with collections and functools) cost more than a
+# state command's whole work: neither is imported at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
@@ -126,8 +129,10 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
             view = view[os.write(fd, view):]
         os.fsync(fd)
         if unnamed:
-            with contextlib.suppress(FileNotFoundError):
+            try:  # noqa: SIM105 - contextlib is kept off this path
                 os.unlink(tmp)  # a stale one of a dead pyrunc with our pid
+            except FileNotFoundError:
+                pass
             # With a dir fd given, os.link calls linkat with AT_SYMLINK_FOLLOW, which
             # links the file /proc/self/fd/N stands for (plain link(2) would not).
             dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -139,16 +144,21 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
     except BaseException:
         os.close(fd)
         if not unnamed:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            _unlink_quietly(tmp)
         raise
     os.close(fd)
     try:
         os.rename(tmp, path)
     except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _unlink_quietly(tmp)
         raise
+
+
+def _unlink_quietly(path: str) -> None:
+    try:  # noqa: SIM105 - contextlib is kept off this path
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def write_pid_file(path: str, pid: int) -> None:
@@ -159,18 +169,29 @@ def write_pid_file(path: str, pid: int) -> None:
         raise PyruncError(f"pid file {path}: {err.strerror or err}") from None
 
 
-@contextlib.contextmanager
-def locked(state_dir: str) -> Iterator[None]:
+class locked:  # lower case: used as `with locked(dir):`, as the function it was
     """Hold the container's lock: concurrent commands never interleave state changes."""
-    try:
-        fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise PyruncError(f"container {os.path.basename(state_dir)!r} does not exist") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+
+    def __init__(self, state_dir: str) -> None:
+        self._state_dir = state_dir
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        try:
+            fd = os.open(self._state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            name = os.path.basename(self._state_dir)
+            raise PyruncError(f"container {name!r} does not exist") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def __exit__(self, *_exc: object) -> None:
+        os.close(self._fd)
+        self._fd = -1
 
 
 def make_container_dir(root: str, container_id: str) -> str:

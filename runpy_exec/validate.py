@@ -19,13 +19,16 @@ needs a new keyword fails loudly in tests instead of being silently skipped.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
-from typing import Any
 
+from runpy_exec import jsonio as json  # json without its import of re
 from runpy_exec.errors import PyruncError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 EXEC_EXIT_CODE = 255
 PACKAGE_SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas")

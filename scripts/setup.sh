@@ -10,6 +10,7 @@ apt_packages=(
 	libcap-dev libseccomp2 # python-prctl builds against libcap; pyseccomp loads libseccomp
 	busybox-static         # the root filesystem of every test container
 	runc                   # the reference runtime, tested side by side
+	crun                   # the second runtime benchmarks/bench.py compares against
 	bats gawk jq dpkg-dev bsdutils procps iproute2 # runc's own integration tests
 	tmux # a real terminal for the exec-session tests (tests/test_sessions.py)
 	# The engines tests/test_engines.py drives pyrunc through (../shared/clients);

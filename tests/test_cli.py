@@ -150,8 +150,8 @@ def test_ps_passes_what_follows_the_id_to_ps(
     _run(capsys, "ps", "c1", "-ef")
     _run(capsys, "ps", "-f", "json", "c1")
     assert [args[1:] for _, args in fakes.calls] == [
-        ("c1", "table", ["-ef"]),
-        ("c1", "json", []),
+        ("c1", "table", ("-ef",)),
+        ("c1", "json", ()),
     ]
 
 

@@ -85,7 +85,7 @@ def test_detached_waiter_is_the_subreaper_s_child_and_exits_with_the_status(
     assert report["pid_text"].isdigit()  # the number only, no newline
     assert report["alive_at_return"]
     assert report["ppid"] == report["self"]
-    assert "exec" in report["cmdline"] and "-d" in report["cmdline"]  # pyrunc's waiter
+    assert "pyrunc-exec-waiter" in report["cmdline"]  # pyrunc's waiter
     assert report["status"] == 3
     assert report["out"] == "ready\n"
 
@@ -145,6 +145,91 @@ def test_detached_start_failure(rt: Runtime, ctr: str, init: int, tmp_path: Path
     assert "executable file not found in $PATH" in log.read_text()
     assert not (tmp_path / "p").exists()
     assert cgroup_pids(init) == {init}
+
+
+FDS_HELPER = r'''
+"""fds.py PID_FILE -- PYRUNC ARGS...: a detached exec given pipes on fds 3, 7 and 9.
+
+As an engine does: it hands pyrunc the write ends, closes its own once pyrunc
+has returned, and waits for EOF on the read ends.
+"""
+import fcntl, json, os, select, signal, subprocess, sys
+
+pid_file = sys.argv[1]
+argv = sys.argv[3:]
+readers = {}
+for fd in (3, 7, 9):
+    r, w = os.pipe()
+    readers[fd] = fcntl.fcntl(r, fcntl.F_DUPFD_CLOEXEC, 50)  # out of the way of 3, 7, 9
+    os.close(r)
+    if w != fd:
+        os.dup2(w, fd)
+        os.close(w)
+# stderr to a file: the process inherits pyrunc's stdio, and would hold a pipe's end.
+with open(pid_file + ".err", "w+b") as err:
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=err, pass_fds=(3, 7, 9), timeout=30)
+    err.seek(0)
+    said = err.read().decode()
+for fd in (3, 7, 9):
+    os.close(fd)
+report = {"rc": done.returncode, "stderr": said, "eof": {}}
+for fd, r in readers.items():
+    ready = select.select([r], [], [], 5)[0]
+    report["eof"][fd] = bool(ready) and os.read(r, 1) == b""
+pid = int(open(pid_file).read())
+report["process_alive"] = any(
+    os.path.exists(f"/proc/{child}") for child in
+    open(f"/proc/{pid}/task/{pid}/children").read().split())
+report["waiter_fds"] = {int(n): os.readlink(f"/proc/{pid}/fd/{n}")
+                        for n in os.listdir(f"/proc/{pid}/fd")}
+os.kill(pid, signal.SIGKILL)  # the process has a parent-death SIGKILL: it goes too
+print(json.dumps(report))
+'''
+
+
+def test_detached_waiter_keeps_neither_the_callers_fds_nor_the_log(
+        rt: Runtime, ctr: str, init: int, tmp_path: Path) -> None:
+    """An engine waiting for EOF on a pipe it handed pyrunc sees it when pyrunc
+    returns, not when the process exits; the waiter holds its pidfd and /dev/null."""
+    helper = tmp_path / "fds.py"
+    helper.write_text(FDS_HELPER)
+    pid_file, log = tmp_path / "waiter.pid", tmp_path / "log"
+    argv = [pyrunc_binary(), "--root", str(rt.root), "--log", str(log), "--log-format", "json",
+            "exec", "-d", "--pid-file", str(pid_file), ctr, "sleep", "30"]
+    done = subprocess.run([sys.executable, str(helper), str(pid_file), "--", *argv],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["rc"] == 0, report["stderr"]
+    assert report["eof"] == {"3": True, "7": True, "9": True}
+    assert report["process_alive"]
+    fds = {int(fd): target for fd, target in report["waiter_fds"].items()}
+    assert fds == {0: "/dev/null", 1: "/dev/null", 2: "/dev/null", 3: "anon_inode:[pidfd]"}
+    deadline = time.monotonic() + 5
+    while cgroup_pids(init) != {init} and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cgroup_pids(init) == {init}
+
+
+def test_a_long_foreground_exec_is_waited_for_by_the_small_waiter(
+        rt: Runtime, ctr: str, tmp_path: Path) -> None:
+    """After HAND_OFF_AFTER the foreground pyrunc re-spawns as the waiter: same pid,
+    same stdio, same status, and signals still reach the process."""
+    argv = [pyrunc_binary(), "--root", str(rt.root), "exec", ctr, "sh", "-c",
+            "trap 'echo got; exit 7' USR1; echo ready; while :; do sleep 0.05; done"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    deadline = time.monotonic() + 10
+    cmdline: list[str] = []
+    while "pyrunc-exec-waiter" not in cmdline and time.monotonic() < deadline:
+        time.sleep(0.05)
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_text().split("\0")
+    assert "pyrunc-exec-waiter" in cmdline
+    proc.send_signal(signal.SIGUSR1)
+    out, err = proc.communicate(timeout=10)
+    assert (proc.returncode, out, err) == (7, "got\n", "")
 
 
 # --- console socket ------------------------------------------------------------------

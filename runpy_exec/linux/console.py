@@ -14,14 +14,14 @@ import os
 import select
 import struct
 import termios
-from collections.abc import Callable
-from types import TracebackType
-from typing import TYPE_CHECKING
 
 from runpy_exec.errors import PyruncError, os_reason
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Callable
+    from types import TracebackType
 
 # What runc sends as the message body: the name of the master's device.
 PTMX_NAME = "/dev/ptmx"

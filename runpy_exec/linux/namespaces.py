@@ -8,11 +8,14 @@ the CLONE_NEW* flag for unshare/clone/setns, and the file name under
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
 
 from runpy_exec.errors import PyruncError
 from runpy_exec.linux import syscalls
+from runpy_exec.records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
 
 
 class Namespace(NamedTuple):
@@ -108,14 +111,15 @@ def join(fds: Sequence[tuple[str, int]]) -> None:
 
 
 # (id inside, id outside, count), or OCI's {"containerID", "hostID", "size"}.
-IdMap = tuple[int, int, int] | Mapping[str, int]
+if TYPE_CHECKING:
+    IdMap = tuple[int, int, int] | Mapping[str, int]
 
 
 def _map_text(maps: Sequence[IdMap]) -> str:
     lines = []
     for m in maps:
         inside, outside, count = (
-            (m["containerID"], m["hostID"], m["size"]) if isinstance(m, Mapping) else m
+            m if isinstance(m, tuple) else (m["containerID"], m["hostID"], m["size"])
         )
         lines.append(f"{inside} {outside} {count}\n")
     return "".join(lines)

@@ -17,6 +17,10 @@ from runpy_exec import state as store
 from runpy_exec.errors import PyruncError
 from runpy_exec.sessions import protocol
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from runpy_exec.requests import GlobalOptions
+
 ATTACH_ERROR = 255  # attach exits with the process's status; its own failures must differ
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 ANSWER_TIMEOUT = 5.0
@@ -194,6 +198,15 @@ class _Stopped(Exception):
 
 def _stop(signum: int, _frame: object) -> None:
     raise _Stopped(signum)
+
+
+def attach_command(opts: GlobalOptions, container_id: str, name: str, detach_keys: str,
+                   no_replay: bool) -> int:
+    """The ``attach`` command: its own failures exit ATTACH_ERROR, not a status the process has."""
+    try:
+        return attach(opts.root, container_id, name, detach_keys, not no_replay)
+    except PyruncError as err:
+        raise PyruncError(str(err), ATTACH_ERROR) from None
 
 
 def attach(root: str, container_id: str, name: str, detach_keys: str, replay: bool) -> int:

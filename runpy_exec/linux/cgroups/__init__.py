@@ -8,9 +8,6 @@ Callers use the names re-exported here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from runpy_exec.linux.cgroups.common import (
     UNIFIED,
     V1_CONTROLLERS,
@@ -31,6 +28,11 @@ from runpy_exec.linux.cgroups.common import (
     sub_paths,
     thaw,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 __all__ = [
     "UNIFIED", "V1_CONTROLLERS", "CgroupError", "apply_resources", "check_unused", "create",

@@ -17,10 +17,13 @@ import errno
 import os
 import posixpath
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 from runpy_exec.errors import PyruncError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 UNIFIED = ""
 
