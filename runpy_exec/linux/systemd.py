@@ -28,6 +28,7 @@ BUS_SOCKET = "/run/dbus/system_bus_socket"
 _MANAGER = "org.freedesktop.systemd1.Manager"
 _MAX_U64 = 2**64 - 1
 # systemd's own default for its clients (and runc's): a job may take this long.
+_AUTH_TIMEOUT = 20.0
 _JOB_TIMEOUT = 60.0
 
 
@@ -160,7 +161,9 @@ def _connection() -> Iterator[_Bus]:
 
     check_available()
     try:
-        conn = open_dbus_connection(bus="SYSTEM")
+        # jeepney's default of 1 s is too short for a loaded host (dbus-daemon
+        # answers the authentication late); a bus that is there answers within this.
+        conn = open_dbus_connection(bus="SYSTEM", auth_timeout=_AUTH_TIMEOUT)
     except (OSError, ValueError) as err:
         raise PyruncError(f"--systemd-cgroup: cannot connect to the D-Bus system bus at "
                           f"{BUS_SOCKET}: {getattr(err, 'strerror', None) or err}") from None
