@@ -29,8 +29,9 @@ def read_small_file(path: str, limit: int = MAX_JSON_BYTES) -> bytes:
     try:
         mode = os.fstat(fd).st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
-            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-            raise OSError(errno.EINVAL, kind, path)
+            if stat.S_ISDIR(mode):
+                raise OSError(errno.EISDIR, "is a directory", path)
+            raise OSError(errno.EINVAL, "not a regular file", path)
         os.set_blocking(fd, True)
         chunks = []
         size = 0

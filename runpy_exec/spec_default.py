@@ -67,6 +67,12 @@ def _mounts(rootless: bool) -> list[dict[str, Any]]:
     ]
 
 
+def _pure_cgroup2() -> bool:
+    """Whether /sys/fs/cgroup is the v2 hierarchy itself (not v1 or hybrid): only
+    the root of a cgroup2 mount has cgroup.controllers."""
+    return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
 def _linux(rootless: bool) -> dict[str, Any]:
     """Rootless maps only the caller's own IDs, drops the network namespace
     (it could not be configured) and drops cgroup limits (it cannot set them)."""
@@ -74,10 +80,14 @@ def _linux(rootless: bool) -> dict[str, Any]:
     if rootless:
         linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
-        kinds = ["pid", "ipc", "uts", "mount", "user"]
+        kinds = ["pid", "ipc", "uts", "mount"]
     else:
         linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
         kinds = ["pid", "network", "ipc", "uts", "mount"]
+    if _pure_cgroup2():
+        kinds.append("cgroup")  # as runc does where /sys/fs/cgroup is cgroup v2
+    if rootless:
+        kinds.append("user")
     linux["namespaces"] = [{"type": kind} for kind in kinds]
     linux["maskedPaths"] = list(_MASKED_PATHS)
     linux["readonlyPaths"] = list(_READONLY_PATHS)

@@ -57,12 +57,14 @@ def init_pid(runtime: Runtime, container_id: str) -> int:
 
 
 def cgroup_pids(pid: int) -> set[int]:
-    """Every process in the pids cgroup of ``pid`` (a container's init) and below."""
-    relative = next(line.split(":", 2)[2] for line in
-                    Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-                    if line.split(":")[1] == "pids")
+    """Every process in the cgroup of ``pid`` (a container's init) and below: its v1
+    pids hierarchy, or the v2 hierarchy on a host without v1 controllers."""
+    lines = [line.split(":", 2) for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()]
+    v1 = [path for _, controllers, path in lines if "pids" in controllers.split(",")]
+    top = f"/sys/fs/cgroup/pids{v1[0]}" if v1 else \
+        "/sys/fs/cgroup" + next(path for _, controllers, path in lines if not controllers)
     found: set[int] = set()
-    for directory, _, _ in os.walk(f"/sys/fs/cgroup/pids{relative}"):
+    for directory, _, _ in os.walk(top):
         procs = Path(directory, "cgroup.procs").read_text().split()
         found.update(int(p) for p in procs)
     return found
