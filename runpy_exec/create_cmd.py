@@ -105,6 +105,7 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
     rootfs_dir = os.path.join(bundle, spec["root"]["path"])
     if not os.path.isdir(rootfs_dir):
         raise PyruncError(f"config.json: root.path: {rootfs_dir}: no such directory")
+    _check_namespaces_unique(spec.get("linux") or {})
     _check_user_namespace(spec.get("linux") or {})
     plan = _resolve_plan(opts, process, rootfs_dir)
     seccomp_filter = process_setup.prepare_seccomp(spec)
@@ -198,6 +199,17 @@ def _check_preserve_fds(count: int) -> None:
         resolve.check_preserve_fds(count, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     except resolve.ResolveError as err:
         raise PyruncError(err.detail) from None
+
+
+def _check_namespaces_unique(linux: dict[str, Any]) -> None:
+    """Two entries of one namespace type would each ask for it (one may be a join, one
+    new); which wins is undefined, so refuse it as runc does ("duplicated ns")."""
+    seen: set[str] = set()
+    for ns in linux.get("namespaces") or []:
+        kind = ns.get("type")
+        if kind in seen:
+            raise PyruncError(f"config.json: linux.namespaces: {kind} is listed twice")
+        seen.add(kind)
 
 
 def _check_user_namespace(linux: dict[str, Any]) -> None:

@@ -149,6 +149,15 @@ def _append(key: str, item: Any) -> Callable[[Config], None]:
     return change
 
 
+def _join_namespace(kind: str, path: str) -> Callable[[Config], None]:
+    """The namespace of that type becomes a join of ``path`` (the spec may already list it)."""
+    def change(config: Config) -> None:
+        config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"]
+                                         if ns["type"] != kind] + [{"type": kind, "path": path}]
+
+    return change
+
+
 def _drop_namespace(kind: str) -> Callable[[Config], None]:
     def change(config: Config) -> None:
         config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"]
@@ -174,9 +183,10 @@ CREATE_CASES = {
     "rlimit above our hard limit": _config(
         _set("process.rlimits", [{"type": "RLIMIT_NOFILE", "soft": 2**30, "hard": 2**30}]),
         "rlimit"),
-    "missing namespace path": _config(
-        _append("linux.namespaces", {"type": "cgroup", "path": "/nonexistent-ns"}),
-        "/nonexistent-ns"),
+    "missing namespace path": _config(_join_namespace("cgroup", "/nonexistent-ns"),
+                                      "/nonexistent-ns"),
+    "namespace listed twice": _config(_append("linux.namespaces", {"type": "ipc"}),
+                                      "ipc", "twice"),
     "hostname without a UTS namespace": _config(_drop_namespace("uts"), "hostname", "UTS"),
     "user namespace without mappings": _config(_append("linux.namespaces", {"type": "user"}),
                                                "mappings"),
