@@ -279,13 +279,25 @@ def _start_init(container: store.Container, spec: dict[str, Any], plan: ProcessP
     try:
         container.cgroup_paths = paths
         store.save(container)
-        cgroups.create(paths)
-        cgroups.apply_resources(paths, _resources_with_default_devices(linux))
+        resources = _resources_with_default_devices(linux)
+        cgroups.create(paths, domain_controllers=_needs_domain_controllers(paths, resources))
+        cgroups.apply_resources(paths, resources)
         return _fork_init(container, spec, plan, seccomp_filter, req, terminal, sync, paths,
                           holder)
     finally:
         if holder is not None:
             holder.release()
+
+
+def _needs_domain_controllers(paths: dict[str, str], resources: dict[str, Any]) -> bool:
+    """Whether the container's v2 cgroup must be a domain (it sets such limits)."""
+    from runpy_exec.linux import cgroups
+
+    if not cgroups.is_unified(paths):
+        return False
+    from runpy_exec.linux.cgroups import v2
+
+    return v2.needs_domain_controllers(resources)
 
 
 class _ScopeHolder:

@@ -229,7 +229,25 @@ def test_runc_bats_pyrunc_passes_what_runc_passes_on_a_cgroup2_host(
     runc_passed, pyrunc_passed, _ = _runtime_pair(
         guest, request, "bats", r"^(ok|not ok)\s+(\S+: .*)$")
     missing = sorted(runc_passed - pyrunc_passed - RUNC_INTERNAL_DEBUG_CASES)
-    assert not missing, f"runc passes these in the guest, pyrunc does not: {missing}"
+    assert not missing, (f"runc passes these in the guest, pyrunc does not: {missing}\n"
+                         + _tap_failures(guest.results / "bats-pyrunc-tap", missing))
+
+
+def _tap_failures(tap_dir: Path, cases: list[str], limit: int = 6000) -> str:
+    """The TAP comment block of each failed case ("file: name"), the commands and output."""
+    blocks = []
+    for case in cases:
+        file, _, name = case.partition(": ")
+        tap = tap_dir / f"{file}.tap"
+        lines = tap.read_text(errors="replace").splitlines() if tap.exists() else []
+        start = next((i for i, line in enumerate(lines)
+                      if re.match(rf"not ok \d+ {re.escape(name)}$", line)), None)
+        if start is None:
+            continue
+        end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("#")),
+                   len(lines))
+        blocks.append("\n".join(lines[start:end]))
+    return "\n".join(blocks)[:limit]
 
 
 @pytest.mark.parametrize("engine", ENGINES)

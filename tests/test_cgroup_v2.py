@@ -486,3 +486,46 @@ def test_memory_limit_kills_a_process_that_exceeds_it(pyrunc2: Runtime, v2: V2Vi
     edit_config(bundle, change)
     result = pyrunc2("run", "--bundle", str(bundle), f"oom{uuid.uuid4().hex[:8]}")
     assert result.returncode == 128 + signal.SIGKILL
+
+
+@pytest.mark.cgroup2_host
+def test_below_a_cgroup_holding_processes_the_container_is_threaded_as_in_runc(
+        rt2: Runtime, v2: V2View, bundle: Path) -> None:
+    """A parent cgroup that holds a process (runc's bats harness runs in one)
+    becomes a thread root once a threaded controller is enabled in it, and a new
+    child is "domain invalid".  Without memory, cpu, io or hugetlb limits the
+    container's cgroup is made threaded and works; with one, both runtimes
+    refuse and leave no cgroup behind."""
+    if "pids" not in _root_controllers(v2.hierarchy):
+        pytest.skip("the pids controller is not on cgroup v2 here")
+    parent = Path(v2.hierarchy, f"pyrunc-busy-{uuid.uuid4().hex[:8]}")
+    parent.mkdir()
+    resident = subprocess.Popen(["sleep", "600"])
+    try:
+        (parent / "cgroup.procs").write_text(str(resident.pid))
+        edit_config(bundle, lambda c: c["linux"].update(cgroupsPath=f"/{parent.name}/ctr"))
+        with running(rt2, bundle) as container_id:
+            init = _init_pid(rt2, container_id)
+            assert v2.cgroup_of(init) == str(parent / "ctr")
+            assert (parent / "ctr" / "cgroup.type").read_text().strip() == "threaded"
+            rt2.run_detached("exec", "-d", container_id, "sleep", "600")
+            assert len((parent / "ctr" / "cgroup.procs").read_text().split()) == 2
+        assert not (parent / "ctr").exists()
+
+        edit_config(bundle, lambda c: c["linux"]["resources"].update(memory={"limit": 64 << 20}))
+        refused = f"dom{uuid.uuid4().hex[:8]}"
+        result = rt2("run", "-d", "--bundle", str(bundle), refused, stdin=subprocess.DEVNULL)
+        assert result.returncode != 0
+        assert "invalid state" in result.stderr, result.stderr
+        if os.path.basename(rt2.binary).startswith("pyrunc"):
+            assert result.stderr.strip() == (
+                "linux.cgroupsPath: cannot put a container with memory, cpu, io or hugetlb "
+                f"limits in cgroup /sys/fs/cgroup/{parent.name}/ctr: it is in an invalid "
+                "state (its parent holds processes)")
+        assert not (parent / "ctr").exists()
+        assert not (rt2.root / refused).exists()
+    finally:
+        resident.kill()
+        resident.wait()
+        _wait_for(lambda: not (parent / "cgroup.procs").read_text().strip(), "an empty cgroup")
+        parent.rmdir()

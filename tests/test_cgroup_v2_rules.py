@@ -45,3 +45,21 @@ def test_swap_is_memory_plus_swap_less_memory(swap: int, limit: int, written: in
 def test_swap_that_cannot_be_converted_is_refused(swap: int, limit: int, message: str) -> None:
     with pytest.raises(PyruncError, match=message):
         v2._v2_swap(swap, limit)
+
+
+@pytest.mark.parametrize(("resources", "domain"), [
+    ({"devices": [{"allow": False, "access": "rwm"}]}, False),
+    ({"pids": {"limit": 10}, "cpu": {"cpus": "0", "mems": "0"}}, False),
+    ({"memory": {"limit": 0}, "cpu": {"shares": 0}}, False),
+    ({"memory": {"limit": 1 << 20}}, True),
+    ({"memory": {"reservation": 1 << 20}}, True),
+    ({"cpu": {"shares": 512}}, True),
+    ({"cpu": {"quota": 5000}}, True),
+    ({"blockIO": {"weight": 100}}, True),
+    ({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1}]}}, True),
+    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}, True),
+])
+def test_limits_that_need_a_domain_cgroup(resources: dict[str, Any], domain: bool) -> None:
+    """Threaded controllers (pids, cpuset) fit a threaded cgroup; memory, cpu, io,
+    hugetlb do not (the fields runc checks before making a cgroup threaded)."""
+    assert v2.needs_domain_controllers(resources) is domain

@@ -37,6 +37,12 @@ run_suite() {
 	bats:*)
 		# shellcheck disable=SC2086 # a list of bats files
 		"$GUEST_BATS_HARNESS" "$(runtime_path "${suite#*:}")" $GUEST_BATS_FILES >"$out/$name.log" 2>&1
+		rc=$?
+		# The TAP logs (each failure's commands and output) live in the guest's
+		# /tmp, which dies with it: keep them beside the summary.
+		tap=$(sed -n 's/^# logs: *//p' "$out/$name.log")
+		[ -n "$tap" ] && [ -d "$tap" ] && cp -r "$tap" "$out/$name-tap"
+		(exit $rc)
 		;;
 	podman:* | containerd:* | docker:*)
 		timeout -k 30 "${GUEST_CLIENT_TIMEOUT:-900}" setsid \

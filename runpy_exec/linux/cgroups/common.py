@@ -214,13 +214,19 @@ def _create_cpuset(path: str) -> None:
                 write("cpuset", level, name, read("cpuset", parent, name))
 
 
-def _create_unified(path: str) -> None:
+def _create_unified(path: str, domain_controllers: bool) -> None:
     """Create a v2 cgroup, enabling in each ancestor every controller it has.
 
     A v2 controller is usable in a cgroup only if its parent lists it in
     cgroup.subtree_control.  An ancestor may refuse some (e.g. it holds
     processes itself); those are skipped here, and a resource that needs one
     fails later, naming its file.  On a hybrid host there is nothing to enable.
+
+    An ancestor that holds processes and enables a threaded controller (cpu,
+    cpuset, pids) becomes a thread root, and a new child of it is "domain
+    invalid": no process can join it.  As runc does, such a child is made
+    "threaded" when the container sets no memory, cpu, io or hugetlb limit
+    (those need a domain), and refused otherwise.
     """
     for level in _levels(path):
         parent = os.path.dirname(level)
@@ -237,6 +243,14 @@ def _create_unified(path: str) -> None:
                     except CgroupError:
                         continue
         _mkdir(UNIFIED, level)
+        kind = read(UNIFIED, level, "cgroup.type")
+        if kind == "domain invalid" and not domain_controllers:
+            write(UNIFIED, level, "cgroup.type", "threaded")
+        elif kind in ("domain invalid", "threaded", "domain threaded") and domain_controllers:
+            why = ("an invalid state (its parent holds processes)" if kind == "domain invalid"
+                   else f"{kind} mode")
+            raise PyruncError(f"linux.cgroupsPath: cannot put a container with memory, cpu, io "
+                              f"or hugetlb limits in cgroup {level}: it is in {why}")
 
 
 def check_unused(paths: Mapping[str, str]) -> None:
@@ -251,13 +265,17 @@ def check_unused(paths: Mapping[str, str]) -> None:
                               "(of another container?)")
 
 
-def create(paths: Mapping[str, str]) -> None:
-    """Create each cgroup directory, with its missing parents."""
+def create(paths: Mapping[str, str], domain_controllers: bool = True) -> None:
+    """Create each cgroup directory, with its missing parents.
+
+    ``domain_controllers``: the container sets limits that need a v2 domain
+    cgroup (see _create_unified).
+    """
     for controller, path in paths.items():
         if controller == "cpuset":
             _create_cpuset(path)
         elif controller == UNIFIED:
-            _create_unified(path)
+            _create_unified(path, domain_controllers)
         else:
             for level in _levels(path):
                 _mkdir(controller, level)

@@ -24,6 +24,22 @@ _V2_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "hugetlb", "pids", "rdma", "
 _V2_IO_KEYS = {"read_bps": "rbps", "write_bps": "wbps", "read_iops": "riops", "write_iops": "wiops"}
 
 
+def needs_domain_controllers(r: Mapping[str, Any]) -> bool:
+    """Whether ``linux.resources`` sets a memory, cpu, io or hugetlb limit.
+
+    Those controllers work only in a domain cgroup; without them a container
+    can live in a threaded cgroup (see common._create_unified).  The same
+    fields as runc's containsDomainController.
+    """
+    memory, cpu, io = r.get("memory") or {}, r.get("cpu") or {}, r.get("blockIO") or {}
+    return bool(
+        any(memory.get(k) for k in ("limit", "reservation", "swap"))
+        or any(cpu.get(k) for k in ("shares", "quota", "period"))
+        or io.get("weight") or io.get("weightDevice")
+        or any(io.get(key) for key, _ in THROTTLES)
+        or r.get("hugepageLimits"))
+
+
 def apply(target: Target, r: Mapping[str, Any]) -> None:
     if "devices" in r:
         # Given at create; an update without device rules keeps the program as it is.
