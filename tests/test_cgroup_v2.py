@@ -12,6 +12,7 @@ v2 host the runtimes run as they are.  Tests that need real v2 controllers
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -488,44 +489,93 @@ def test_memory_limit_kills_a_process_that_exceeds_it(pyrunc2: Runtime, v2: V2Vi
     assert result.returncode == 128 + signal.SIGKILL
 
 
-@pytest.mark.cgroup2_host
-def test_below_a_cgroup_holding_processes_the_container_is_threaded_as_in_runc(
-        rt2: Runtime, v2: V2View, bundle: Path) -> None:
-    """A parent cgroup that holds a process (runc's bats harness runs in one)
-    becomes a thread root once a threaded controller is enabled in it, and a new
-    child is "domain invalid".  Without memory, cpu, io or hugetlb limits the
-    container's cgroup is made threaded and works; with one, both runtimes
-    refuse and leave no cgroup behind."""
-    if "pids" not in _root_controllers(v2.hierarchy):
-        pytest.skip("the pids controller is not on cgroup v2 here")
+@contextlib.contextmanager
+def _cgroup_with_a_resident(v2: V2View) -> Iterator[Path]:
+    """A v2 cgroup holding a process of its own (as runc's bats harness's cgroup
+    does); afterwards every process in its subtree is killed and it is removed."""
     parent = Path(v2.hierarchy, f"pyrunc-busy-{uuid.uuid4().hex[:8]}")
     parent.mkdir()
     resident = subprocess.Popen(["sleep", "600"])
     try:
         (parent / "cgroup.procs").write_text(str(resident.pid))
+        yield parent
+    finally:
+        resident.kill()
+        resident.wait()
+        # A thread root's cgroup.procs lists the processes of its whole subtree.
+        for pid in (parent / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        _wait_for(lambda: not (parent / "cgroup.procs").read_text().strip(), "an empty cgroup")
+        for child in parent.iterdir():
+            if child.is_dir():
+                child.rmdir()
+        parent.rmdir()
+
+
+def test_a_container_in_a_threaded_cgroup_is_listed_killed_and_removed(
+        pyrunc2: Runtime, v2: V2View, bundle: Path) -> None:
+    """A threaded cgroup's cgroup.procs cannot be read and cgroup.kill is refused
+    there: ps, kill --all and delete go by cgroup.threads and signals instead.
+    (runc 1.1.5 refuses to create a container in a cgroup already threaded:
+    "unable to get cgroup PIDs".)"""
+    with _cgroup_with_a_resident(v2) as parent:
+        (parent / "ctr").mkdir()
+        (parent / "ctr" / "cgroup.type").write_text("threaded")
+        edit_config(bundle, lambda c: c["linux"].update(cgroupsPath=f"/{parent.name}/ctr"))
+        container_id = f"thr{uuid.uuid4().hex[:8]}"
+        pyrunc2.run_detached("run", "-d", "--bundle", str(bundle), container_id)
+        init = _init_pid(pyrunc2, container_id)
+        assert v2.cgroup_of(init) == str(parent / "ctr")
+        pyrunc2.run_detached("exec", "-d", container_id, "sleep", "600")
+        threads = [int(t) for t in (parent / "ctr" / "cgroup.threads").read_text().split()]
+        assert len(threads) == 2 and init in threads
+        listed = json.loads(pyrunc2("ps", "--format", "json", container_id, check=True).stdout)
+        assert sorted(listed) == sorted(threads)
+        pyrunc2("kill", "--all", container_id, "KILL", check=True)
+        _wait_for(lambda: not (parent / "ctr" / "cgroup.threads").read_text(), "no thread left")
+        pyrunc2("delete", "--force", container_id, check=True)
+        assert not (parent / "ctr").exists()
+        assert not (pyrunc2.root / container_id).exists()
+
+
+@pytest.mark.cgroup2_host
+def test_below_a_cgroup_holding_processes_the_container_is_threaded_as_in_runc(
+        rt2: Runtime, v2: V2View, bundle: Path) -> None:
+    """A parent cgroup that holds a process becomes a thread root once a threaded
+    controller (cpu, cpuset, pids) is enabled in it, and a new child of it is
+    "domain invalid".  Without memory, cpu, io or hugetlb limits the container's
+    cgroup is made threaded and works; with one, both runtimes refuse."""
+    if "pids" not in _root_controllers(v2.hierarchy):
+        pytest.skip("the pids controller is not on cgroup v2 here")
+    pyrunc = os.path.basename(rt2.binary).startswith("pyrunc")
+    with _cgroup_with_a_resident(v2) as parent:
         edit_config(bundle, lambda c: c["linux"].update(cgroupsPath=f"/{parent.name}/ctr"))
         with running(rt2, bundle) as container_id:
             init = _init_pid(rt2, container_id)
             assert v2.cgroup_of(init) == str(parent / "ctr")
             assert (parent / "ctr" / "cgroup.type").read_text().strip() == "threaded"
             rt2.run_detached("exec", "-d", container_id, "sleep", "600")
-            assert len((parent / "ctr" / "cgroup.procs").read_text().split()) == 2
-        assert not (parent / "ctr").exists()
+            # A threaded cgroup lists threads only; both processes are single-threaded.
+            assert len((parent / "ctr" / "cgroup.threads").read_text().split()) == 2
+            if pyrunc:  # runc 1.1.5's ps reads cgroup.procs and fails here
+                listed = json.loads(rt2("ps", "--format", "json", container_id,
+                                        check=True).stdout)
+                assert len(listed) == 2 and init in listed
+        if pyrunc:
+            assert not (parent / "ctr").exists()
+        with contextlib.suppress(FileNotFoundError, OSError):
+            (parent / "ctr").rmdir()
 
         edit_config(bundle, lambda c: c["linux"]["resources"].update(memory={"limit": 64 << 20}))
         refused = f"dom{uuid.uuid4().hex[:8]}"
         result = rt2("run", "-d", "--bundle", str(bundle), refused, stdin=subprocess.DEVNULL)
         assert result.returncode != 0
         assert "invalid state" in result.stderr, result.stderr
-        if os.path.basename(rt2.binary).startswith("pyrunc"):
+        if pyrunc:
             assert result.stderr.strip() == (
                 "linux.cgroupsPath: cannot put a container with memory, cpu, io or hugetlb "
                 f"limits in cgroup /sys/fs/cgroup/{parent.name}/ctr: it is in an invalid "
                 "state (its parent holds processes)")
-        assert not (parent / "ctr").exists()
-        assert not (rt2.root / refused).exists()
-    finally:
-        resident.kill()
-        resident.wait()
-        _wait_for(lambda: not (parent / "cgroup.procs").read_text().strip(), "an empty cgroup")
-        parent.rmdir()
+            assert not (parent / "ctr").exists()
+            assert not (rt2.root / refused).exists()

@@ -311,11 +311,35 @@ def _procs_in_tree(top: str) -> list[int]:
             with open(os.path.join(directory, "cgroup.procs"), encoding="ascii") as f:
                 found.extend(int(line) for line in f if line.strip())
         except OSError as err:
+            if err.errno == errno.EOPNOTSUPP:
+                found.extend(_processes_of_threaded(directory))
             # ENODEV: removed while we read it, as systemd removes an emptied scope.
-            if err.errno not in (errno.ENOENT, errno.ENODEV):
+            elif err.errno not in (errno.ENOENT, errno.ENODEV):
                 raise
             continue
     return found
+
+
+def _processes_of_threaded(directory: str) -> set[int]:
+    """The processes of a threaded v2 cgroup, whose cgroup.procs cannot be read.
+
+    Its cgroup.threads lists thread ids; each thread's Tgid is its process.
+    """
+    processes: set[int] = set()
+    try:
+        with open(os.path.join(directory, "cgroup.threads"), encoding="ascii") as f:
+            threads = [line.strip() for line in f if line.strip()]
+    except OSError as err:
+        if err.errno not in (errno.ENOENT, errno.ENODEV):
+            raise
+        return processes
+    for tid in threads:
+        try:
+            with open(f"/proc/{tid}/status", encoding="ascii", errors="replace") as f:
+                processes.update(int(line.split()[1]) for line in f if line.startswith("Tgid:"))
+        except OSError:
+            continue  # the thread has exited
+    return processes
 
 
 def _any_tree(paths: Mapping[str, str]) -> str:
@@ -463,12 +487,19 @@ def kill_all(paths: Mapping[str, str]) -> bool:
 
     cgroup.kill (Linux 5.14) kills the whole subtree at once, so a process
     forking meanwhile cannot escape as it could from a signal-each-pid loop;
-    it also kills frozen tasks.  False when only v1 or an older kernel is there.
+    it also kills frozen tasks.  False when only v1 or an older kernel is
+    there, or the cgroup is threaded (the kernel refuses cgroup.kill there):
+    the caller then signals each process.
     """
     path = paths.get(UNIFIED)
     if not is_unified(paths) or not os.path.exists(os.path.join(path or "", "cgroup.kill")):
         return False
-    write(UNIFIED, paths[UNIFIED], "cgroup.kill", "1")
+    try:
+        write(UNIFIED, paths[UNIFIED], "cgroup.kill", "1")
+    except CgroupError as err:
+        if err.errno == errno.EOPNOTSUPP:
+            return False
+        raise
     return True
 
 
