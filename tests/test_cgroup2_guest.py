@@ -10,7 +10,9 @@ not skip), runc's bats and the engine scenarios from ../shared, each for runc
 reports one suite and holds pyrunc to what runc passes there.
 
 TCG runs code 15-40x slower than the host, so what runs there is chosen to fit
-the budget (about 45 minutes); the durations are in the summary at the end.
+the budget (about 45 minutes), and two lanes of suites run side by side (a
+suite keeps about one of the guest's two CPUs busy); the durations are in the
+summary at the end.
 PYRUNC_CGROUP2_GUEST_PROJECT=DIR runs another checkout's pyrunc and tests
 (a branch's worktree) through this harness.
 """
@@ -42,7 +44,8 @@ CACHE = Path(os.environ.get("PYRUNC_CGROUP2_CACHE", "/var/cache/pyrunc-cgroup2")
 
 # The project's tests that exercise cgroups and whole containers; every file
 # holding a cgroup2_host test is added to these.
-PYTEST_FILES = ["tests/test_linux_cgroups.py", "tests/test_lifecycle.py"]
+PYTEST_FILES = ["tests/test_linux_cgroups.py", "tests/test_lifecycle.py", "tests/test_update.py",
+                "tests/test_events.py"]
 BATS_FILES = ["create", "start", "start_detached", "start_hello", "run", "state", "list",
               "kill", "delete", "ps", "pause", "dev", "mask", "exec", "cwd", "tty"]
 ENGINES = ["containerd", "podman"]
@@ -86,9 +89,16 @@ def _marked_tests(marker: str) -> list[str]:
     return [line for line in result.stdout.splitlines() if "::" in line]
 
 
+def _lanes() -> list[list[str]]:
+    """The suites in two lanes that the guest runs side by side (see suites.sh):
+    the project's tests and the bats runs in one, the engines (which share
+    /run/containerd and the image stores) in the other."""
+    return [["pytest", *(f"bats:{rt}" for rt in RUNTIMES)],
+            [f"{engine}:{rt}" for engine in ENGINES for rt in RUNTIMES]]
+
+
 def _suite_names() -> list[str]:
-    engines = [f"{engine}:{rt}" for engine in ENGINES for rt in RUNTIMES]
-    return ["pytest", *engines, *(f"bats:{rt}" for rt in RUNTIMES)]
+    return [suite for lane in _lanes() for suite in lane]
 
 
 @pytest.fixture(scope="module")
@@ -124,11 +134,14 @@ def guest(request: pytest.FixtureRequest) -> GuestRun:
         "RUNC_BATS_CMD_TIMEOUT": "240",
         "H_CMD_TIMEOUT": "300",
     }
+    # Two lanes at once (an engine's daemons beside a bats run): more room than one.
     command = [str(VM), "--project", str(GUEST_PROJECT), "--results", str(results),
-               "--timeout", str(GUEST_TIMEOUT)]
+               "--timeout", str(GUEST_TIMEOUT), "--memory", "4096"]
     for key, value in env.items():
         command += ["--env", f"{key}={value}"]
-    command += ["--", "bash", str(SUITES), *_suite_names()]
+    command += ["--", "bash", str(SUITES), *_lanes()[0]]
+    for lane in _lanes()[1:]:
+        command += ["--", *lane]
     started = time.monotonic()
     console = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                              timeout=GUEST_TIMEOUT + 120)
