@@ -242,6 +242,21 @@ def test_without_clone3_the_child_writes_cgroup_procs(paths: dict[str, str]) -> 
     in_helper(body)
 
 
+def _single_threaded_again(timeout: float = 5.0) -> bool:
+    """Wait for a joined thread to leave the kernel's count too.
+
+    Thread.join returns once the thread's Python state is released, which
+    is a moment before the kernel removes the task; /proc/self/stat can
+    still count it (seen in CI).
+    """
+    deadline = time.monotonic() + timeout
+    while not clone3.single_threaded():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_with_another_thread_alive_it_forks_the_old_way(paths: dict[str, str]) -> None:
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
@@ -256,7 +271,7 @@ def test_with_another_thread_alive_it_forks_the_old_way(paths: dict[str, str]) -
     finally:
         stop.set()
         thread.join()
-    assert clone3.single_threaded()
+    assert _single_threaded_again(), "the helper thread never left the kernel"
     assert child.report == "ok", child.report
     assert directory_of(child.pid) == paths
     child.kill()
