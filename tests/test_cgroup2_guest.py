@@ -231,6 +231,8 @@ def _runtime_pair(guest: GuestRun, request: pytest.FixtureRequest, kind: str,
     for name, suite in (("runc", runc), ("pyrunc", pyrunc)):
         _summary(request, f"{kind} for {name} in the guest ({suite.seconds} s): "
                           f"{suite.final_line()}")
+        for case in sorted(_cases(suite.log, pattern)[1]):
+            _summary(request, f"  failed for {name}: {case}")
     runc_passed, _ = _cases(runc.log, pattern)
     pyrunc_passed, pyrunc_failed = _cases(pyrunc.log, pattern)
     assert runc_passed, f"runc passed no {kind} case in the guest:\n{runc.log[-3000:]}"
