@@ -7,10 +7,8 @@ reports pids, relays the terminal and signals, and exits with the status.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
-import signal
 
 from runpy_exec import state
 from runpy_exec.errors import PyruncError
@@ -19,9 +17,15 @@ from runpy_exec.requests import ExecRequest, GlobalOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
+else:
+    # signal.py wraps these C functions to return IntEnums, and importing enum
+    # costs ~3 ms on every exec; _signal is the same functions on plain ints.
+    import _signal as signal
+if TYPE_CHECKING:
     # Imported where used: socket costs ~6 ms, and only a terminal exec needs it.
     import socket
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
     from typing import Any, NoReturn
 
     from runpy_exec.linux.cgroups.joining import CgroupJoin
@@ -196,8 +200,7 @@ def _report_started(req: ExecRequest, launched: Launched, waiter_pid: int) -> No
 
 
 def _abandon(launched: Launched) -> None:
-    with contextlib.suppress(OSError):
-        signal.pidfd_send_signal(launched.pidfd, signal.SIGKILL)
+    _kill(launched.pidfd)
     os.waitpid(launched.pid, 0)
     launched.forwarder.restore()
     os.close(launched.pidfd)
@@ -606,18 +609,24 @@ class SignalForwarder:
         for sig in signal.valid_signals():
             if sig in _NOT_FORWARDED:
                 continue
-            with contextlib.suppress(OSError, ValueError):
+            try:  # noqa: SIM105 - contextlib is kept off exec's path
                 self._previous[sig] = signal.signal(sig, self._forward)
+            except (OSError, ValueError):
+                pass  # a signal the kernel keeps for itself (SIGRTMIN's first few)
 
     def _forward(self, signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError, OSError):
+        try:  # noqa: SIM105 - contextlib is kept off exec's path
             signal.pidfd_send_signal(self.pidfd, signum)
+        except OSError:
+            pass  # it has exited: the wait sees that next
 
     def drain(self) -> None:
         """Empty the wakeup pipe; the handlers themselves have run by now."""
-        with contextlib.suppress(BlockingIOError):
+        try:
             while os.read(self._wake_r, 512):
                 pass
+        except BlockingIOError:
+            pass
 
     def restore(self) -> None:
         for sig, handler in self._previous.items():
@@ -671,7 +680,7 @@ def _wait_relaying(pidfd: int, forwarder: SignalForwarder, master_fd: int | None
     either.register(pidfd, select.EPOLLIN)
     either.register(forwarder.wake_fd, select.EPOLLIN)
     try:
-        with _terminal_relay(master_fd) as relay:
+        with _TerminalRelay(master_fd) as relay:
             while True:
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
                 if relay is not None and not relay.hung_up:
@@ -682,39 +691,64 @@ def _wait_relaying(pidfd: int, forwarder: SignalForwarder, master_fd: int | None
                 if select.select([pidfd], [], [], 0)[0]:
                     return timed_out
                 if deadline is not None and time.monotonic() >= deadline:
-                    with contextlib.suppress(OSError):
-                        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    _kill(pidfd)
                     timed_out = True
                     deadline = None
     finally:
         either.close()
 
 
-@contextlib.contextmanager
-def _terminal_relay(master_fd: int | None) -> Iterator[Any]:
+def _kill(pidfd: int) -> None:
+    """SIGKILL the process behind ``pidfd``; one that has already exited is fine."""
+    try:  # noqa: SIM105 - contextlib is kept off exec's path
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+class _TerminalRelay:
     """The relay between our terminal and the process's, when pyrunc holds the master.
 
     When our stdin is a terminal it goes raw (every key, ^C included, is the
     process's to interpret), the pty takes its size, and follows it on
-    SIGWINCH; everything is put back on the way out.
+    SIGWINCH; everything is put back on the way out, and the master closed.
+    (A class rather than a contextlib generator: contextlib's imports cost
+    ~3 ms on every exec.)
     """
-    if master_fd is None:
-        yield None
-        return
-    from runpy_exec.linux import console
 
-    relay = console.Relay(master_fd)
-    interactive = os.isatty(0)
-    previous_winch = None
-    try:
-        with console.RawMode(0) if interactive else contextlib.nullcontext():
-            if interactive:
+    def __init__(self, master_fd: int | None) -> None:
+        self._master_fd = master_fd
+        self._relay: Any = None
+        self._raw: Any = None
+        self._previous_winch: Any = None
+
+    def __enter__(self) -> Any:
+        if self._master_fd is None:
+            return None
+        from runpy_exec.linux import console
+
+        relay = self._relay = console.Relay(self._master_fd)
+        try:
+            if os.isatty(0):
+                raw = console.RawMode(0)
+                raw.__enter__()
+                self._raw = raw
                 relay.resize_from(0)
-                previous_winch = signal.signal(
+                self._previous_winch = signal.signal(
                     signal.SIGWINCH, lambda _sig, _frame: relay.resize_from(0))
-            yield relay
-    finally:
-        if previous_winch is not None:
-            signal.signal(signal.SIGWINCH, previous_winch)
-        relay.close()
-        os.close(master_fd)
+        except BaseException:
+            self.__exit__()
+            raise
+        return relay
+
+    def __exit__(self, *_exc_info: object) -> None:
+        if self._relay is None or self._master_fd is None:
+            return
+        try:
+            if self._raw is not None:
+                self._raw.__exit__(None, None, None)
+        finally:
+            if self._previous_winch is not None:
+                signal.signal(signal.SIGWINCH, self._previous_winch)
+            self._relay.close()
+            os.close(self._master_fd)

@@ -12,12 +12,10 @@ succeeds, the pipe closes with nothing written and the parent knows.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
 import resource
-import signal
 import stat
 import termios
 
@@ -29,6 +27,12 @@ from runpy_exec.plan import ProcessPlan
 from runpy_exec.records import NamedTuple
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    # signal.py wraps these C functions to return IntEnums, and importing enum
+    # costs ~3 ms on every exec; _signal is the same functions on plain ints.
+    import _signal as signal
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any, NoReturn, TypeVar
@@ -239,8 +243,10 @@ def close_fds_except(keep: Iterable[int]) -> None:
             raise
         for fd in _open_fds():
             if fd >= 3 and fd not in kept:
-                with contextlib.suppress(OSError):
+                try:  # noqa: SIM105 - contextlib is kept off exec's path
                     os.close(fd)
+                except OSError:
+                    pass
 
 
 def _ranges_outside(keep: frozenset[int]) -> list[tuple[int, int]]:

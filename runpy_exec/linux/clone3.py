@@ -22,8 +22,15 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import signal
 import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    # signal.py's IntEnum wrappers import enum (~3 ms on every exec); _signal
+    # holds the same constants as plain ints.
+    import _signal as signal
 
 CLONE_PIDFD = 0x00001000
 CLONE_INTO_CGROUP = 0x200000000
