@@ -370,10 +370,20 @@ def test_create_loader_matches_pydantic_loader(tmp_path: Path, edit: Any) -> Non
     edit(spec)
     path = tmp_path / "config.json"
     path.write_text(json.dumps(spec))
-    outcomes = []
+    outcomes: list[tuple[str, Any]] = []
     for loader in (oci.load_spec, validate.load_spec_fast):
         try:
             outcomes.append(("ok", loader(str(path))))
         except PyruncError as err:
             outcomes.append(("error", (str(err), err.exit_code)))
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("pattern", ["^/", "^/proc", "^a.b", "x$", "^(a|b)", "[0-9]+", "^\\d"])
+def test_a_pattern_matches_as_a_regex_search_does(pattern: str) -> None:
+    """The anchored-literal shortcut and the regex path both agree with re.search."""
+    import re
+
+    matches = validate._matcher(pattern)
+    for value in ["/", "/proc/1", "tmp", "", "a.b", "axb", "box", "b", "12", "/x$", "^/"]:
+        assert bool(matches(value)) == bool(re.search(pattern, value)), (pattern, value)
