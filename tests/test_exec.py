@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -442,3 +443,21 @@ def test_process_file_without_user_runs_as_root(rt: Runtime, ctr: str, tmp_path:
     path.write_text(json.dumps({"args": ["/bin/id", "-u"], "cwd": "/"}))
     done = run_exec(rt, ctr, flags=("-p", str(path)))
     assert (done.returncode, done.stdout) == (0, "0\n")
+
+
+# Modules whose import costs milliseconds on every exec probe (enum alone ~3 ms):
+# exec's path goes without them (see the notes where each is avoided).
+_SLOW_IMPORTS = {"enum", "re", "contextlib", "collections", "functools", "dataclasses",
+                 "json", "typing", "pydantic", "typer", "click", "socket", "_distutils_hack"}
+
+
+def test_an_exec_imports_none_of_the_slow_modules(rt: Runtime, ctr: str) -> None:
+    """A real exec, run under ``-X importtime``: its import list has none of the slow ones."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", rt.binary, "--root", str(rt.root),
+         "exec", ctr, "true"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    assert "runpy_exec.exec_cmd" in imported and "runpy_exec.process_setup" in imported
+    assert not imported & _SLOW_IMPORTS, sorted(imported & _SLOW_IMPORTS)
