@@ -87,21 +87,32 @@ def list_containers(opts: GlobalOptions, quiet: bool, fmt: str) -> None:
         print("".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + row[-1])
 
 
+def signal_numbers() -> dict[str, int]:
+    """Every SIG* name the C library knows, aliases included, to its number.
+
+    The names signal.Signals has, read from ``_signal`` itself: signal.py
+    would import enum, ~3 ms on each `kill` an engine sends.
+    """
+    import _signal
+
+    return {name: number for name, number in vars(_signal).items()
+            if name.startswith("SIG") and not name.startswith("SIG_")}
+
+
 def parse_signal(value: str) -> int:
     """``KILL``, ``SIGKILL`` and ``9`` all name SIGKILL, as in runc."""
-    import signal
-
+    numbers = signal_numbers()
     if value.isascii() and value.isdigit():
         number = int(value) if len(value) <= 10 else -1
-        known = {s.value for s in signal.Signals}
-        if number == 0 or number in known or signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+        if (number == 0 or number in numbers.values()
+                or numbers["SIGRTMIN"] <= number <= numbers["SIGRTMAX"]):
             return number
         raise PyruncError(f"unknown signal {value!r}")
     name = value.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
     try:
-        return int(signal.Signals[name])
+        return numbers[name]
     except KeyError:
         raise PyruncError(f"unknown signal {value!r}") from None
 
@@ -128,7 +139,7 @@ def kill(opts: GlobalOptions, container_id: str, signal_name: str, all_processes
 
 
 def _signal_all(container: store.Container, signum: int) -> None:
-    import signal
+    import _signal as signal  # signal.py would import enum (~3 ms)
 
     from runpy_exec.linux import cgroups
 
@@ -311,8 +322,8 @@ def _kill_pids(paths: dict[str, str], init: store.Container | None = None) -> No
     at exit) rather than a polling loop.  Processes forked while we kill are
     picked up from the cgroup on the next pass.
     """
+    import _signal as signal  # signal.py would import enum (~3 ms)
     import select
-    import signal
     import time
 
     from runpy_exec.linux import cgroups, proc

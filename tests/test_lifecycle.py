@@ -319,6 +319,19 @@ def test_ps_table_json_and_ps_options(pair: Pair) -> None:
 # --- kill -------------------------------------------------------------------------------
 
 
+def test_signal_names_are_those_of_signal_signals() -> None:
+    """The table read from _signal (no enum import) is signal.Signals', aliases included."""
+    from runpy_exec import lifecycle
+
+    expected = {name: int(number) for name, number in signal.Signals.__members__.items()}
+    assert lifecycle.signal_numbers() == expected
+    for name, number in expected.items():
+        assert lifecycle.parse_signal(name) == number
+        assert lifecycle.parse_signal(name[3:].lower()) == number
+    for number in [0, *expected.values(), *range(signal.SIGRTMIN, signal.SIGRTMAX + 1)]:
+        assert lifecycle.parse_signal(str(number)) == number
+
+
 @pytest.mark.parametrize("name", ["KILL", "SIGKILL", "9", "kill"])
 def test_kill_names_a_signal_three_ways(pyrunc: Runtime, pyrunc_container: str,
                                         name: str) -> None:
