@@ -202,13 +202,14 @@ def _release_init(container: store.Container) -> None:
 def _expect_exec(fd: int) -> None:
     """Read the rest of the fifo: end of file when the process's execve closed
     the init's end, an error record when its setup or execve failed."""
-    from runpy_exec import process_setup
-
     os.set_blocking(fd, True)
     report = bytearray()
     while chunk := os.read(fd, 4096):
         report += chunk
     if report:
+        # Only here: process_setup brings ctypes and prctl (~4 ms) to every start.
+        from runpy_exec import process_setup
+
         err = process_setup.decode_error(bytes(report))
         if err.stage == "execve":
             raise PyruncError(str(err))  # runc's own line: "exec /run.sh: <reason>"
