@@ -282,12 +282,10 @@ def _launch(opts: GlobalOptions, req: ExecRequest) -> Launched:
     prepared = _Prepared(die_with_parent=req.detach or req.session is not None)
     try:
         prepared.check_fds(req)
-        paths, missing = _cgroup_paths(container, req)
-        prepared.created_cgroups = _create_sub_cgroups(missing)
         # Without --cgroup, a v2 cgroup that takes no process gives way to the
         # init's current one, as in runc 1.4; a cgroup the caller named does not.
         prepared.cgroups = joining.CgroupJoin(
-            paths, None if req.cgroups else container.init_pid)
+            _cgroup_paths(container, req), None if req.cgroups else container.init_pid)
         prepared.namespaces = namespaces.open_namespaces(
             container.init_pid, sorted(container.namespace_paths))
         _check_still_running(container)
@@ -301,11 +299,7 @@ def _launch(opts: GlobalOptions, req: ExecRequest) -> Launched:
             from runpy_exec.linux import pidfd_socket
 
             prepared.pidfd_socket = pidfd_socket.connect(req.pidfd_socket)
-        launched = _fork_into_container(plan, prepared)
-        # The process is in them now: they stay, part of the container's tree
-        # (delete removes them with it).
-        prepared.created_cgroups = []
-        return launched
+        return _fork_into_container(plan, prepared)
     finally:
         prepared.close()
 
@@ -329,22 +323,16 @@ def _with_our_terminal_size(plan: ProcessPlan, given: str | None = None) -> Proc
     return plan._replace(console_size=size) if all(size) else plan
 
 
-def _cgroup_paths(container: state.Container,
-                  req: ExecRequest) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """The container's cgroups with every ``--cgroup`` sub-cgroup applied, and
-    the v2 sub-cgroups among them still to be made, each with its flag value.
+def _cgroup_paths(container: state.Container, req: ExecRequest) -> dict[str, str]:
+    """The container's cgroups with every ``--cgroup`` sub-cgroup applied.
 
-    A missing v2 sub-cgroup is created (the issue's rule: runc requires it to
-    exist); a missing v1 one is refused as runc refuses it, since a new v1
-    cgroup would need each controller's settings (an empty cpuset takes no
-    process).  Checked here, before anything starts: the messages carry the
-    words runc's callers (and its test-suite) look for.
+    Checked here, before anything starts: the messages carry the words runc's
+    callers (and its test-suite) look for.
     """
     from runpy_exec import resolve
     from runpy_exec.linux import cgroups
 
     paths = dict(container.cgroup_paths)
-    missing: dict[str, str] = {}
     for value, (controllers, subpath) in zip(
             req.cgroups, resolve.validate_cgroup_args(req.cgroups), strict=True):
         for controller in controllers:
@@ -353,48 +341,12 @@ def _cgroup_paths(container: state.Container,
                                   f"{controller}", EXEC_ERROR)
         sub = {c: os.path.normpath(p) for c, p in
                cgroups.sub_paths(container.cgroup_paths, controllers, subpath).items()}
-        for controller, path in sub.items():
-            if os.path.isdir(path):
-                continue
-            if controller == cgroups.UNIFIED and path != container.cgroup_paths[controller]:
-                missing[path] = value
-                continue
-            raise PyruncError(f"exec failed: --cgroup {value}: adding pid to cgroup: open "
-                              f"{path}/cgroup.procs: no such file or directory", EXEC_ERROR)
+        for path in sub.values():
+            if not os.path.isdir(path):
+                raise PyruncError(f"exec failed: --cgroup {value}: adding pid to cgroup: open "
+                                  f"{path}/cgroup.procs: no such file or directory", EXEC_ERROR)
         paths.update({c: p for c, p in sub.items() if p != container.cgroup_paths[c]})
-    wanted = paths.get(cgroups.UNIFIED)
-    return paths, [(path, value) for path, value in missing.items() if path == wanted]
-
-
-def _create_sub_cgroups(missing: list[tuple[str, str]]) -> list[str]:
-    """Make each missing v2 sub-cgroup; the topmost directories made, to undo on failure."""
-    made: list[str] = []
-    for path, value in missing:
-        top = path
-        while not os.path.isdir(os.path.dirname(top)):
-            top = os.path.dirname(top)
-        try:
-            os.makedirs(path, 0o755)
-        except OSError as err:
-            from runpy_exec.errors import os_reason
-
-            _remove_cgroups([*made, top] if os.path.isdir(top) else made)
-            raise PyruncError(f"exec failed: --cgroup {value}: creating cgroup {path}: "
-                              f"{os_reason(err)}", EXEC_ERROR) from None
-        made.append(top)
-    return made
-
-
-def _remove_cgroups(made: list[str]) -> None:
-    """Undo :func:`_create_sub_cgroups` for an exec that did not start."""
-    from runpy_exec import log
-    from runpy_exec.linux import cgroups
-
-    for top in made:
-        try:
-            cgroups.destroy({cgroups.UNIFIED: top})
-        except cgroups.CgroupError as err:
-            log.warning(f"exec: the sub-cgroup it made stays: {err}")
+    return paths
 
 
 
@@ -403,8 +355,6 @@ class _Prepared:
 
     def __init__(self, die_with_parent: bool) -> None:
         self.cgroups: CgroupJoin | None = None
-        # v2 sub-cgroups this exec made for --cgroup, removed if it fails.
-        self.created_cgroups: list[str] = []
         self.namespaces: list[tuple[str, int]] = []
         self.seccomp: Any = None
         self.console: socket.socket | None = None
@@ -451,9 +401,6 @@ class _Prepared:
     def close(self) -> None:
         if self.cgroups is not None:
             self.cgroups.close()
-        if self.created_cgroups:
-            _remove_cgroups(self.created_cgroups)
-            self.created_cgroups = []
         for _, fd in self.namespaces:
             os.close(fd)
         self.namespaces = []
