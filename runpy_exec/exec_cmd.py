@@ -327,7 +327,9 @@ def _cgroup_paths(container: state.Container, req: ExecRequest) -> dict[str, str
     """The container's cgroups with every ``--cgroup`` sub-cgroup applied.
 
     Checked here, before anything starts: the messages carry the words runc's
-    callers (and its test-suite) look for.
+    callers (and its test-suite) look for.  A missing sub-cgroup is refused,
+    not made, on v2 too: runc's exec.bats ("exec --cgroup subcgroup [v2]")
+    requires that refusal.
     """
     from runpy_exec import resolve
     from runpy_exec.linux import cgroups
