@@ -177,8 +177,7 @@ class Session:
                 self._drop(client)
         if self.idle is not None and not self._attached() and now >= self.idle_since + self.idle:
             # Nobody came back in time: the session ends as the process ends.
-            with contextlib.suppress(OSError):
-                signal.pidfd_send_signal(self.launched.pidfd, signal.SIGKILL)
+            exec_cmd._kill(self.launched.pidfd)
             self.idle = None
 
     # --- the pty ----------------------------------------------------------------
