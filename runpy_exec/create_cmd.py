@@ -27,8 +27,6 @@ import subprocess  # noqa: F401 - used by hooks inside the container
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-import prctl
-
 from runpy_exec import hooks, process_setup
 from runpy_exec import state as store
 from runpy_exec.errors import PyruncError, describe
@@ -37,6 +35,7 @@ from runpy_exec.linux import (  # noqa: F401 - imported for the children, see ab
     console,
     namespaces,
     proc,
+    procctl,
     procfs,
     rootfs,
     seccomp,
@@ -67,7 +66,7 @@ def run(opts: GlobalOptions, req: CreateRequest, detach: bool, keep: bool) -> in
     if not detach:
         # The init's first parent exits right away; as subreaper we inherit
         # the init and can wait for its status.
-        prctl.set_child_subreaper(1)
+        procctl.set_child_subreaper()
     created = _create(opts, req, detached=detach)
     container = created.container
     try:
@@ -312,7 +311,7 @@ class _ScopeHolder:
         self.pid = os.fork()
         if self.pid == 0:
             try:  # never back into the parent's code, whatever happens here
-                prctl.set_pdeathsig(signal.SIGKILL)  # a pyrunc killed midway leaves no holder
+                procctl.set_pdeathsig(signal.SIGKILL)  # a pyrunc killed midway leaves no holder
                 while os.getppid() == parent:
                     signal.pause()
             finally:
@@ -531,8 +530,8 @@ def _first_child(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any,
     """Enter or create the namespaces, then fork the init into the new pid namespace."""
     sync.close_parent_ends()
     try:
-        prctl.set_dumpable(0)  # CVE-2016-9962: no ptrace into us while we hold host fds
-        prctl.set_pdeathsig(signal.SIGKILL)
+        procctl.set_dumpable(False)  # CVE-2016-9962: no ptrace into us while we hold host fds
+        procctl.set_pdeathsig(signal.SIGKILL)
         cgroup_join.join_in_child()
         cgroup_join.close()  # the init keeps no host cgroup files
         wanted = {ns["type"] for ns in (spec.get("linux") or {}).get("namespaces") or []
@@ -588,7 +587,7 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
     """pid 1 of the container: build the rootfs, say ready, wait for start, become the process."""
     stage = "rootfs"
     try:
-        prctl.set_pdeathsig(0)
+        procctl.set_pdeathsig(0)
         pty_child = [sync.pty_child.fileno()] if sync.pty_child is not None else []
         process_setup.close_fds_except([*range(3, 3 + req.preserve_fds), sync.up_w,
                                         sync.down_r, sync.err_w, fifo_fd, *pty_child])

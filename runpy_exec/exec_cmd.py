@@ -510,12 +510,12 @@ def _child(plan: ProcessPlan, prepared: _Prepared, error_w: int, pty_child: Any,
     parent_seen_as = os.getppid()  # 0 when the parent is outside our pid namespace
     try:
         process_setup.reset_signals(mask)
-        import prctl
+        from runpy_exec.linux import procctl
 
         # CVE-2016-9962: while this process sits in the container's
         # namespaces holding host fds, nothing in the container may ptrace
         # it or open its /proc/<pid>/fd.  execve resets dumpable.
-        prctl.set_dumpable(0)
+        procctl.set_dumpable(False)
         stage = "proc"
         proc_files = process_setup.open_proc_files(plan)
         stage = "cgroup"

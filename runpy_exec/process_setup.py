@@ -19,10 +19,8 @@ import resource
 import stat
 import termios
 
-import prctl
-
 from runpy_exec.errors import PyruncError, describe
-from runpy_exec.linux import capabilities, console, procfs, syscalls
+from runpy_exec.linux import capabilities, console, procctl, procfs, syscalls
 from runpy_exec.plan import ProcessPlan
 from runpy_exec.records import NamedTuple
 
@@ -464,7 +462,7 @@ def _die_with_parent(parent_seen_as: int) -> None:
     """SIGKILL us when the parent dies; set last, since any change of
     credentials (setuid, capset) clears it.  If the parent is already gone,
     we have been reparented and must not start at all."""
-    prctl.set_pdeathsig(signal.SIGKILL)
+    procctl.set_pdeathsig(signal.SIGKILL)
     if os.getppid() != parent_seen_as:
         raise ChildError("parent death signal", "the waiting pyrunc died before the start")
 
@@ -505,7 +503,7 @@ def setup_and_exec(setup: ChildSetup) -> NoReturn:
         _step("fds", lambda: _move_fds(setup.fd_moves, floor))
         _step("fds", lambda: _close_other_fds(setup.keep_fds))
         if plan.no_new_privileges:
-            _step("no_new_privs", lambda: prctl.set_no_new_privs(1))
+            _step("no_new_privs", procctl.set_no_new_privs)
         if setup.seccomp_filter is not None and not plan.no_new_privileges:
             _step("seccomp", lambda: _load_seccomp(setup))
         _step("stdio", lambda: _own_stdio(plan.uid))

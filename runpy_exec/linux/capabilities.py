@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import errno
 
-import prctl
-
-from runpy_exec.linux import syscalls
+from runpy_exec.linux import procctl, syscalls
 from runpy_exec.plan import CapabilitySets
 
 _last_cap: int | None = None
@@ -40,7 +38,7 @@ def last_cap() -> int:
     """
     global _last_cap
     if _last_cap is None:
-        with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as f:
+        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
             _last_cap = int(f.read())
     return _last_cap
 
@@ -52,7 +50,7 @@ def _all_caps() -> range:
     safer than leaving a newer kernel's capability in the process untouched.
     """
     last = last_cap()
-    if last > max(prctl.ALL_CAPS):
+    if last > procctl.KNOWN_CAPS_LAST:
         raise OSError(errno.ENOTSUP, f"capset: python-prctl does not know capability {last}")
     return range(last + 1)
 
@@ -66,13 +64,13 @@ def apply_bounding(keep: frozenset[int]) -> None:
     for cap in range(last_cap() + 1):
         if cap not in keep:
             try:
-                prctl.capbset_drop(cap)
+                procctl.capbset_drop(cap)
             except OSError as err:
                 raise OSError(err.errno, f"prctl(PR_CAPBSET_DROP, {cap}): {err.strerror}") from err
 
 
 def keep_caps_across_setuid(on: bool) -> None:
-    prctl.set_keepcaps(on)
+    procctl.set_keepcaps(on)
 
 
 def apply_sets(caps: CapabilitySets) -> None:
@@ -84,13 +82,11 @@ def apply_sets(caps: CapabilitySets) -> None:
     """
     every = _all_caps()
     try:
-        prctl.set_caps(
-            (sorted(caps.effective), prctl.CAP_EFFECTIVE, True),
-            ([c for c in every if c not in caps.effective], prctl.CAP_EFFECTIVE, False),
-            (sorted(caps.permitted), prctl.CAP_PERMITTED, True),
-            ([c for c in every if c not in caps.permitted], prctl.CAP_PERMITTED, False),
-            (sorted(caps.inheritable), prctl.CAP_INHERITABLE, True),
-            ([c for c in every if c not in caps.inheritable], prctl.CAP_INHERITABLE, False),
+        procctl.set_caps(
+            sorted(caps.effective), sorted(caps.permitted), sorted(caps.inheritable),
+            [c for c in every if c not in caps.effective],
+            [c for c in every if c not in caps.permitted],
+            [c for c in every if c not in caps.inheritable],
         )
     except OSError as err:
         raise OSError(err.errno, f"capset: {err.strerror}") from err
