@@ -439,7 +439,11 @@ def _fork_into_container(plan: ProcessPlan, prepared: _Prepared) -> Launched:
     floor = max([2, *prepared.keep_fds, *(src for src, _ in prepared.fd_moves),
                  *(dst for _, dst in prepared.fd_moves)]) + 1
     error_r, error_w = _pipe_above(floor)
-    pty_parent, pty_child = _pty_channel() if plan.terminal else (None, None)
+    pty_parent = pty_child = None
+    if plan.terminal:
+        from runpy_exec.linux import console
+
+        pty_parent, pty_child = console.pty_channel()
     pid_ns = dict(prepared.namespaces).get("pid")
     if pid_ns is not None:
         # pid_for_children only: pyrunc itself stays in the host pid namespace,
@@ -569,13 +573,6 @@ def _read_all(fd: int) -> bytes:
     while chunk := os.read(fd, 4096):
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _pty_channel() -> tuple[socket.socket, socket.socket]:
-    """Where the child, which opens the pty inside the container, sends us the master."""
-    import socket
-
-    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
 
 
 def _wait(launched: Launched, timeout: float | None) -> int:

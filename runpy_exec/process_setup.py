@@ -17,10 +17,10 @@ import fcntl
 import os
 import resource
 import stat
-import termios
+import sys
 
 from runpy_exec.errors import PyruncError, describe
-from runpy_exec.linux import capabilities, console, procctl, procfs, syscalls
+from runpy_exec.linux import capabilities, procctl, procfs, syscalls
 from runpy_exec.plan import ProcessPlan
 from runpy_exec.records import NamedTuple
 
@@ -541,21 +541,16 @@ def become_terminal_owner(console_size: tuple[int, int] | None, channel: Any) ->
     hand the master to the parent over ``channel``, and make the replica our
     controlling terminal and stdio.
 
-    ONLCR is cleared, as runc does: callers relay the output byte for byte
-    to their own terminal, which adds its own carriage returns.
+    Only a terminal process needs the console module (and termios), so it is
+    not imported for every exec; but this runs in the container's mount
+    namespace, where an import would load the container's files as code.  The
+    module is taken from those the parent loaded (it made ``channel``), and a
+    missing one fails here rather than being imported.
     """
     global _made_terminal
-    import socket
+    console = sys.modules["runpy_exec.linux.console"]
 
-    master, replica = os.openpty()
-    attrs = termios.tcgetattr(replica)
-    attrs[1] &= ~termios.ONLCR
-    termios.tcsetattr(replica, termios.TCSANOW, attrs)
-    if console_size and all(console_size):
-        console.set_winsize(replica, *console_size)
-    socket.send_fds(channel, [b"/dev/ptmx"], [master])
-    channel.close()
-    os.close(master)
+    replica = console.open_pty_for_parent(channel, console_size)
     os.setsid()
     fcntl.ioctl(replica, _TIOCSCTTY, 0)
     for target in (0, 1, 2):

@@ -76,6 +76,39 @@ def send_pty_master(socket_path: str, master_fd: int) -> None:
         send_fd(sock, master_fd)
 
 
+def pty_channel() -> tuple[socket.socket, socket.socket]:
+    """Where a child that opens the pty inside the container sends its parent the master.
+
+    Made here so that whoever hands a child this channel has loaded this
+    module before the fork: the child calls :func:`open_pty_for_parent`
+    from inside the container's mount namespace, where no import may happen.
+    """
+    import socket as socket_module
+
+    return socket_module.socketpair(
+        socket_module.AF_UNIX, socket_module.SOCK_STREAM | socket_module.SOCK_CLOEXEC)
+
+
+def open_pty_for_parent(channel: socket.socket, size: tuple[int, int] | None) -> int:
+    """Open a pty, send the master to the parent over ``channel``, return the replica.
+
+    ONLCR is cleared, as runc does: callers relay the output byte for byte
+    to their own terminal, which adds its own carriage returns.
+    """
+    import socket as socket_module  # loaded by whoever made the channel
+
+    master, replica = os.openpty()
+    attrs = termios.tcgetattr(replica)
+    attrs[1] &= ~termios.ONLCR
+    termios.tcsetattr(replica, termios.TCSANOW, attrs)
+    if size and all(size):
+        set_winsize(replica, *size)
+    socket_module.send_fds(channel, [PTMX_NAME.encode()], [master])
+    channel.close()
+    os.close(master)
+    return replica
+
+
 def receive_fd(channel: socket.socket) -> int | None:
     """The one fd a child sends over ``channel`` (its pty master), or None if it
     died first: the caller then reads the child's error instead."""
