@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import struct
 
 PROG_TYPE_CGROUP_DEVICE = 15
@@ -36,9 +35,9 @@ _libc.syscall.restype = ctypes.c_long
 
 def _bpf(command: int, name: str, attr: ctypes.Array[ctypes.c_char]) -> int:
     try:
-        number = _SYSCALL_NUMBERS[platform.machine()]
+        number = _SYSCALL_NUMBERS[os.uname().machine]
     except KeyError:
-        raise OSError(0, f"bpf {name}: unknown syscall number on {platform.machine()}") from None
+        raise OSError(0, f"bpf {name}: unknown syscall number on {os.uname().machine}") from None
     result = _libc.syscall(ctypes.c_long(number), ctypes.c_int(command), attr,
                            ctypes.c_uint(len(attr)))
     if result < 0:

@@ -308,7 +308,7 @@ def _procs_in_tree(top: str) -> list[int]:
     found: list[int] = []
     for directory, _, _ in os.walk(top):
         try:
-            with open(os.path.join(directory, "cgroup.procs"), encoding="ascii") as f:
+            with open(os.path.join(directory, "cgroup.procs"), encoding="utf-8") as f:
                 found.extend(int(line) for line in f if line.strip())
         except OSError as err:
             if err.errno == errno.EOPNOTSUPP:
@@ -327,7 +327,7 @@ def _processes_of_threaded(directory: str) -> set[int]:
     """
     processes: set[int] = set()
     try:
-        with open(os.path.join(directory, "cgroup.threads"), encoding="ascii") as f:
+        with open(os.path.join(directory, "cgroup.threads"), encoding="utf-8") as f:
             threads = [line.strip() for line in f if line.strip()]
     except OSError as err:
         if err.errno not in (errno.ENOENT, errno.ENODEV):
@@ -335,7 +335,7 @@ def _processes_of_threaded(directory: str) -> set[int]:
         return processes
     for tid in threads:
         try:
-            with open(f"/proc/{tid}/status", encoding="ascii", errors="replace") as f:
+            with open(f"/proc/{tid}/status", encoding="utf-8", errors="replace") as f:
                 processes.update(int(line.split()[1]) for line in f if line.startswith("Tgid:"))
         except OSError:
             continue  # the thread has exited

@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 from runpy_exec.errors import PyruncError
+
+# create imports this module on every call: typing and collections.abc are
+# for the type checker only (~8 ms a start).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 # struct bpf_cgroup_dev_ctx { u32 access_type; u32 major; u32 minor; }:
 # access_type is (access << 16) | type.

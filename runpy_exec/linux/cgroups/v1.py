@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 from runpy_exec.errors import PyruncError
 from runpy_exec.linux.cgroups.common import (
@@ -14,6 +12,13 @@ from runpy_exec.linux.cgroups.common import (
     device_numbers,
     rdma_line,
 )
+
+# create imports this module on every call: typing and collections.abc are
+# for the type checker only (~8 ms a start).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 
 def apply(target: Target, r: Mapping[str, Any]) -> None:
