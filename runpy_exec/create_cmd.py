@@ -12,22 +12,19 @@ directory is left behind.
 
 from __future__ import annotations
 
-# Everything the two children use is imported at the top, before they fork:
-# once in a user namespace they may no longer read Python's own files (a 0700
-# /root holding the interpreter, say), and an import there would fail.
-import contextlib
-import datetime
+# Everything the two children use is imported before they fork: once in a
+# user namespace they may no longer read Python's own files (a 0700 /root
+# holding the interpreter, say), and an import there would fail.  What every
+# container needs is imported here; what only some do (a terminal's socket,
+# in-container hooks' subprocess, a tmpcopyup mount's shutil) is imported by
+# _load_what_the_children_need.  None of contextlib, dataclasses, datetime,
+# json or typing (~30 ms together) is on create's path.
 import fcntl
-import json
 import os
 import posixpath
-import signal
-import socket
-import subprocess  # noqa: F401 - used by hooks inside the container
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
+import time
 
-from runpy_exec import hooks, process_setup
+from runpy_exec import hooks, jsonio, process_setup
 from runpy_exec import state as store
 from runpy_exec.errors import PyruncError, describe
 from runpy_exec.linux import (  # noqa: F401 - imported for the children, see above
@@ -45,12 +42,22 @@ from runpy_exec.linux.cgroups import joining
 from runpy_exec.plan import ProcessPlan
 from runpy_exec.requests import CreateRequest, GlobalOptions
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    # signal.py wraps these C functions to return IntEnums; importing enum
+    # costs ~3 ms.  _signal is the same functions on plain ints.
+    import _signal as signal
+if TYPE_CHECKING:
+    import socket
+    from typing import Any, NoReturn
 
-@dataclass
+
 class _Created:
-    container: store.Container
-    master_fd: int | None = None
-    cleanup: list[Any] = field(default_factory=list)
+    def __init__(self, container: store.Container, master_fd: int | None = None) -> None:
+        self.container = container
+        self.master_fd = master_fd
 
 
 def create(opts: GlobalOptions, req: CreateRequest) -> None:
@@ -108,6 +115,7 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
     _check_user_namespace(spec.get("linux") or {})
     plan = _resolve_plan(opts, process, rootfs_dir)
     seccomp_filter = process_setup.prepare_seccomp(spec)
+    _load_what_the_children_need(spec)
     console_socket = console.connect(req.console_socket) if req.console_socket else None
     pidfd_sock = _connect_pidfd_socket(req.pidfd_socket, console_socket)
     state_dir = store.make_container_dir(opts.root, req.container_id)
@@ -117,7 +125,7 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
         annotations=spec.get("annotations") or {},
         creator_pid=os.getpid(), creator_start_time=proc.start_time("self"),
     )
-    sync = _Channels.open(terminal)
+    sync = _Channels(terminal)
     try:
         # Recorded at once, and again before any cgroup exists: a create killed
         # at any point leaves a record that state, list and delete --force use.
@@ -132,7 +140,7 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
         created_state = lifecycle.oci_state(container, "created")
         hooks.run_hooks(container, "prestart", created_state, fatal=True)
         hooks.run_hooks(container, "createRuntime", created_state, fatal=True)
-        sync.tell_child("go " + json.dumps(created_state))
+        sync.tell_child("go " + jsonio.dumps(created_state))
         sync.expect("ready", master_fd)
         if master_fd is not None and console_socket is not None:
             console.send_fd(console_socket, master_fd)
@@ -220,8 +228,24 @@ def _check_user_namespace(linux: dict[str, Any]) -> None:
                           "mappings found")
 
 
+def _load_what_the_children_need(spec: dict[str, Any]) -> None:
+    """Import now what only some containers' children use: they may not import (see the top).
+
+    A terminal's socket module comes with console.pty_channel().
+    """
+    spec_hooks = spec.get("hooks") or {}
+    if any(spec_hooks.get(point) for point in hooks.IN_CONTAINER_POINTS):
+        import subprocess  # noqa: F401
+    copy_up = any("tmpcopyup" in (mount.get("options") or []) for mount in spec.get("mounts") or [])
+    if copy_up:
+        import shutil  # noqa: F401
+        import tempfile  # noqa: F401
+
+
 def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Now in UTC, RFC 3339 with microseconds, as the state's "created" field."""
+    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos // 1000:06d}Z"
 
 
 def _resolve_plan(opts: GlobalOptions, process: dict[str, Any], rootfs_dir: str) -> ProcessPlan:
@@ -241,21 +265,31 @@ def _undo(container: store.Container) -> None:
     from runpy_exec.linux import cgroups
 
     if container.init_pid:
-        with contextlib.suppress(ProcessLookupError):
+        try:  # noqa: SIM105 - contextlib is kept off create's path
             os.kill(container.init_pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
+        except ProcessLookupError:
+            pass
+        try:  # noqa: SIM105 - contextlib is kept off create's path
             os.waitpid(container.init_pid, 0)
+        except ChildProcessError:
+            pass
     if container.systemd_unit:
         from runpy_exec.linux import systemd
 
-        with contextlib.suppress(PyruncError):
+        try:  # noqa: SIM105 - contextlib is kept off create's path
             systemd.stop_scope(container.systemd_unit)
-    with contextlib.suppress(OSError, PyruncError):
+        except PyruncError:
+            pass
+    try:  # noqa: SIM105 - contextlib is kept off create's path
         cgroups.destroy(container.cgroup_paths)
-    with contextlib.suppress(OSError):
+    except (OSError, PyruncError):
+        pass
+    try:
         for name in os.listdir(container.state_dir):
             os.unlink(os.path.join(container.state_dir, name))
         os.rmdir(container.state_dir)
+    except OSError:
+        pass
 
 
 _NS_FILES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
@@ -320,10 +354,14 @@ class _ScopeHolder:
     def release(self) -> None:
         """Kill it (it holds copies of the parent's pipes: no waiting for it to notice)."""
         if self.pid > 0:
-            with contextlib.suppress(ProcessLookupError):
+            try:  # noqa: SIM105 - contextlib is kept off create's path
                 os.kill(self.pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
+            except ProcessLookupError:
+                pass
+            try:  # noqa: SIM105 - contextlib is kept off create's path
                 os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
             self.pid = 0
 
 
@@ -369,8 +407,10 @@ def _fork_init(container: store.Container, spec: dict[str, Any], plan: ProcessPl
         sync.close_child_ends()
         _map_user_ids(first, spec, sync)
         init_pid = int(sync.read_line() or 0)
-        with contextlib.suppress(ChildProcessError):
+        try:  # noqa: SIM105 - contextlib is kept off create's path
             os.waitpid(first, 0)
+        except ChildProcessError:
+            pass
         container.init_pid = init_pid
         master_fd = sync.receive_master() if terminal else None
         sync.expect("rootfs", master_fd)
@@ -440,27 +480,18 @@ def _map_user_ids(first: int, spec: dict[str, Any], sync: _Channels) -> None:
     sync.tell_child("mapped")
 
 
-@dataclass
 class _Channels:
     """Pipes between the parent and the two children: lines up, errors up, go-aheads down."""
 
-    up_r: int
-    up_w: int
-    err_r: int
-    err_w: int
-    down_r: int
-    down_w: int
-    pty_parent: socket.socket | None
-    pty_child: socket.socket | None
-    _buffer: bytes = b""
-
-    @classmethod
-    def open(cls, terminal: bool) -> _Channels:
-        up_r, up_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        down_r, down_w = os.pipe2(os.O_CLOEXEC)
-        pty_parent, pty_child = socket.socketpair() if terminal else (None, None)
-        return cls(up_r, up_w, err_r, err_w, down_r, down_w, pty_parent, pty_child)
+    def __init__(self, terminal: bool) -> None:
+        self.up_r, self.up_w = os.pipe2(os.O_CLOEXEC)
+        self.err_r, self.err_w = os.pipe2(os.O_CLOEXEC)
+        self.down_r, self.down_w = os.pipe2(os.O_CLOEXEC)
+        self.pty_parent: socket.socket | None = None
+        self.pty_child: socket.socket | None = None
+        if terminal:
+            self.pty_parent, self.pty_child = console.pty_channel()
+        self._buffer = b""
 
     def close_child_ends(self) -> None:
         for fd in (self.up_w, self.err_w, self.down_r):
@@ -516,8 +547,10 @@ class _Channels:
     def close(self) -> None:
         for fd in (self.up_r, self.up_w, self.err_r, self.err_w, self.down_r, self.down_w):
             if fd >= 0:
-                with contextlib.suppress(OSError):
+                try:  # noqa: SIM105 - contextlib is kept off create's path
                     os.close(fd)
+                except OSError:
+                    pass
         for sock in (self.pty_parent, self.pty_child):
             if sock is not None:
                 sock.close()
@@ -607,7 +640,7 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
         go = _read_line(sync.down_r)
         if not go.startswith("go "):
             raise RuntimeError("pyrunc create went away before the container was ready")
-        created_state = json.loads(go.removeprefix("go "))
+        created_state = jsonio.loads(go.removeprefix("go "))
         hooks.run_spec_hooks(spec, "createContainer", created_state, fatal=True)
         # What runc refuses at create rather than at start: limits the host
         # will not grant, and a program that is not there.

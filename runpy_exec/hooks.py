@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from runpy_exec.state import Container
 
 
+# The hooks the container's init runs itself, after its children can no longer
+# import (create_cmd loads subprocess for them beforehand).
+IN_CONTAINER_POINTS = ("createContainer", "startContainer")
+
+
 def run_hooks(container: Container, point: str, oci_state: dict[str, Any], fatal: bool) -> None:
     """A failing prestart/createRuntime hook fails create; poststart and poststop
     failures are only warnings (the runtime spec's rule)."""

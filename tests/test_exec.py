@@ -448,7 +448,10 @@ def test_process_file_without_user_runs_as_root(rt: Runtime, ctr: str, tmp_path:
 # Modules whose import costs milliseconds on every exec probe (enum alone ~3 ms):
 # exec's path goes without them (see the notes where each is avoided).
 _SLOW_IMPORTS = {"enum", "re", "contextlib", "collections", "functools", "dataclasses",
-                 "json", "typing", "pydantic", "typer", "click", "socket", "_distutils_hack"}
+                 "json", "typing", "pydantic", "typer", "click", "socket", "_distutils_hack",
+                 # python-prctl's Python face (linux/procctl.py calls its C module),
+                 # and what only a terminal process needs
+                 "prctl", "termios", "runpy_exec.linux.console", "encodings.ascii"}
 
 
 def test_an_exec_imports_none_of_the_slow_modules(rt: Runtime, ctr: str) -> None:

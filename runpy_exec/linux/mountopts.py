@@ -8,12 +8,15 @@ process is forked.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from runpy_exec.errors import PyruncError
 from runpy_exec.linux import syscalls as sc
+from runpy_exec.records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 MS_POSIXACL = 1 << 16
 MS_I_VERSION = 1 << 23
@@ -103,8 +106,7 @@ _REC_ATTRS: dict[str, tuple[bool, int]] = {
 }
 
 
-@dataclass(frozen=True)
-class MountOptions:
+class MountOptions(NamedTuple):
     """One entry's options, split the way the kernel wants them.
 
     Propagation changes cannot ride along with a mount(2) call that creates a
@@ -119,8 +121,7 @@ class MountOptions:
     copy_up: bool = False
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     """A config.json mount entry, normalised as runc normalises it."""
 
     destination: str

@@ -17,21 +17,23 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import re
-import shutil
-import socket
 import stat
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
-from typing import Any
 
 from runpy_exec.errors import PyruncError, describe
 from runpy_exec.linux import procfs
 from runpy_exec.linux import syscalls as sc
 from runpy_exec.linux.mountopts import Mount, MountOptions, mount_from_spec, root_propagation
+from runpy_exec.records import NamedTuple
+
+# create imports this module on every call: typing, collections, contextlib,
+# dataclasses, re and socket (~25 ms together) stay out of it; shutil and
+# tempfile, which only a "tmpcopyup" mount needs, are loaded for one by
+# create_cmd before its children fork (they may not import).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
 
 RESOLVE_NO_SYMLINKS = 0x04
 _IN_ROOT = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
@@ -82,8 +84,7 @@ _IPC_SYSCTLS = frozenset(
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-@dataclass(frozen=True)
-class Device:
+class Device(NamedTuple):
     """A node to create under the rootfs: config.json's ``linux.devices[]`` shape."""
 
     path: str
@@ -106,8 +107,7 @@ DEFAULT_DEVICES = (
 )
 
 
-@dataclass(frozen=True)
-class _MountInfo:
+class _MountInfo(NamedTuple):
     root: str
     mountpoint: str
     optional: tuple[str, ...]
@@ -115,8 +115,7 @@ class _MountInfo:
     super_options: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class _Context:
+class _Context(NamedTuple):
     rootfs: str
     rootfd: int
     namespaces: frozenset[str]
@@ -354,7 +353,17 @@ def _clean(path: str) -> str:
 
 def _unescape(field: str) -> str:
     """Undo mountinfo's octal escapes (\\040 for a space, and so on)."""
-    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
+    if "\\" not in field:
+        return field
+    parts = field.split("\\")
+    out = [parts[0]]
+    for part in parts[1:]:
+        code = part[:3]
+        if len(code) == 3 and all(c in "01234567" for c in code):
+            out.append(chr(int(code, 8)) + part[3:])
+        else:
+            out.append("\\" + part)
+    return "".join(out)
 
 
 def _mountinfo() -> list[_MountInfo]:
@@ -450,19 +459,22 @@ def _open(ctx: _Context, dest: str, flags: int = os.O_PATH, resolve: int = _IN_R
     return sc.openat2(ctx.rootfd, dest.lstrip("/") or ".", flags, resolve)
 
 
-@contextmanager
-def _target(ctx: _Context, dest: str, resolve: int = _IN_ROOT) -> Iterator[str]:
-    """``dest`` inside the rootfs as a /proc/self/fd path to mount onto.
+class _Target:
+    """``dest`` inside the rootfs as a /proc/self/fd path to mount onto, for a ``with``.
 
     CVE-2021-30465 (and CVE-2019-19921 before it): a mount destination is
     resolved at the moment of the mount, within the rootfs; a symlink raced
     into the path cannot make the mount land on the host.
     """
-    fd = _open(ctx, dest, os.O_PATH, resolve)
-    try:
-        yield f"/proc/self/fd/{fd}"
-    finally:
-        os.close(fd)
+
+    def __init__(self, ctx: _Context, dest: str, resolve: int = _IN_ROOT) -> None:
+        self._fd = _open(ctx, dest, os.O_PATH, resolve)
+
+    def __enter__(self) -> str:
+        return f"/proc/self/fd/{self._fd}"
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.close(self._fd)
 
 
 def _mount(
@@ -577,11 +589,11 @@ def _mount_propagate(ctx: _Context, m: Mount, dest: str, resolve: int = _IN_ROOT
     if m.device == "tmpfs" or _clean(m.destination) == "/dev":
         flags &= ~sc.MS_RDONLY
     fstype = None if m.device == "bind" else m.device
-    with _target(ctx, dest, resolve) as target:
+    with _Target(ctx, dest, resolve) as target:
         _mount(m.source, target, dest, fstype, flags, m.options.data)
     if m.options.propagation:
         # Reopened: the old fd names the directory now covered by the mount.
-        with _target(ctx, dest, resolve) as target:
+        with _Target(ctx, dest, resolve) as target:
             for flag in m.options.propagation:
                 _mount(None, target, dest, None, flag)
 
@@ -618,7 +630,7 @@ def _mount_proc_like(ctx: _Context, m: Mount) -> None:
             raise
         # A user namespace without its own netns may not mount sysfs; the
         # host's /sys, bound with the same flags, is the closest thing.
-        options = replace(m.options, flags=m.flags | sc.MS_BIND | sc.MS_REC)
+        options = m.options._replace(flags=m.flags | sc.MS_BIND | sc.MS_REC)
         _mount_bind(ctx, Mount(m.destination, "/sys", "bind", options), dest)
 
 
@@ -639,7 +651,7 @@ def _mount_tmpfs(ctx: _Context, m: Mount, dest: str) -> None:
     else:
         _mount_propagate(ctx, m, dest)
     if mode is not None:
-        with _target(ctx, dest) as target:
+        with _Target(ctx, dest) as target:
             os.chmod(target, mode)
 
 
@@ -649,6 +661,9 @@ def _tmpfs_copy_up(ctx: _Context, m: Mount, dest: str) -> None:
     The tmpfs is filled in a private scratch mount on the host and then
     moved into place, so the container never sees it half-filled.
     """
+    import shutil  # loaded before the fork, by create_cmd
+    import tempfile
+
     scratch = tempfile.mkdtemp(prefix="pyrunc-copyup.")
     try:
         sc.mount(scratch, scratch, None, sc.MS_BIND)
@@ -658,7 +673,7 @@ def _tmpfs_copy_up(ctx: _Context, m: Mount, dest: str) -> None:
             staging = tempfile.mkdtemp(dir=scratch)
             flags = m.flags & ~sc.MS_RDONLY
             _mount(m.source, staging, dest, "tmpfs", flags, m.options.data)
-            with _target(ctx, dest) as target:
+            with _Target(ctx, dest) as target:
                 _copy_tree(target, staging)
                 _mount(staging, target, dest, None, sc.MS_MOVE)
         finally:
@@ -666,13 +681,15 @@ def _tmpfs_copy_up(ctx: _Context, m: Mount, dest: str) -> None:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if m.options.propagation:
-        with _target(ctx, dest) as target:
+        with _Target(ctx, dest) as target:
             for flag in m.options.propagation:
                 _mount(None, target, dest, None, flag)
 
 
 def _copy_tree(src: str, dst: str) -> None:
     """Copy keeping owners, modes and times; symlinks are copied, never followed."""
+    import shutil  # loaded before the fork, by create_cmd
+
     for entry in os.scandir(src):
         st = entry.stat(follow_symlinks=False)
         to = os.path.join(dst, entry.name)
@@ -718,7 +735,7 @@ def _remount(ctx: _Context, m: Mount, dest: str) -> None:
     that the source mount has; runc retries with them kept.
     """
     flags = m.flags | sc.MS_REMOUNT
-    with _target(ctx, dest) as target:
+    with _Target(ctx, dest) as target:
         try:
             _mount(m.source, target, dest, None, flags)
         except OSError as exc:
@@ -827,7 +844,7 @@ def _mount_cgroup1(ctx: _Context, m: Mount) -> None:
         if "cgroup" in ctx.namespaces:
             dest = _secure_join(ctx.rootfs, inner)
             _mkdir_all(ctx, dest)
-            with _target(ctx, dest) as target:
+            with _Target(ctx, dest) as target:
                 _mount(
                     "cgroup",
                     target,
@@ -850,8 +867,10 @@ def _mount_cgroup1(ctx: _Context, m: Mount) -> None:
             for name in merged:
                 for controller in name.split(","):
                     # cpu -> cpu,cpuacct, as on the host.
-                    with suppress(FileExistsError):
+                    try:  # noqa: SIM105 - contextlib is kept off create's path
                         os.symlink(name, controller, dir_fd=top)
+                    except FileExistsError:
+                        pass
         finally:
             os.close(top)
 
@@ -859,7 +878,7 @@ def _mount_cgroup1(ctx: _Context, m: Mount) -> None:
 def _mount_cgroup2(ctx: _Context, m: Mount, dest: str) -> None:
     _mkdir_all(ctx, dest)
     try:
-        with _target(ctx, dest) as target:
+        with _Target(ctx, dest) as target:
             _mount(m.source, target, dest, "cgroup2", m.flags, m.options.data)
         return
     except OSError as exc:
@@ -870,7 +889,7 @@ def _mount_cgroup2(ctx: _Context, m: Mount, dest: str) -> None:
     source = "/sys/fs/cgroup"
     if "cgroup" in ctx.namespaces and ctx.cgroup_paths.get(""):
         source = ctx.cgroup_paths[""]
-    options = replace(m.options, flags=sc.MS_BIND | m.flags)
+    options = m.options._replace(flags=sc.MS_BIND | m.flags)
     _mount_bind(ctx, Mount(m.destination, source, "bind", options), dest)
 
 
@@ -879,7 +898,7 @@ def _mount_cgroup2(ctx: _Context, m: Mount, dest: str) -> None:
 
 def _in_user_namespace() -> bool:
     try:
-        with open("/proc/self/uid_map", encoding="ascii") as f:
+        with open("/proc/self/uid_map", encoding="utf-8") as f:
             return f.read().split() != ["0", "0", "4294967295"]
     except FileNotFoundError:
         return False
@@ -912,8 +931,10 @@ def _link_dev(ctx: _Context) -> None:
     _mkdir_all(ctx, "/dev")
     dev = _open(ctx, "/dev", os.O_PATH | os.O_DIRECTORY)
     try:
-        with suppress(FileNotFoundError):
+        try:  # noqa: SIM105 - contextlib is kept off create's path
             os.unlink("ptmx", dir_fd=dev)
+        except FileNotFoundError:
+            pass
         os.symlink("pts/ptmx", "ptmx", dir_fd=dev)
         links = [
             ("/proc/self/fd", "fd"),
@@ -924,8 +945,10 @@ def _link_dev(ctx: _Context) -> None:
         if os.path.exists("/proc/kcore"):
             links.append(("/proc/kcore", "core"))
         for target, name in links:
-            with suppress(FileExistsError):
+            try:  # noqa: SIM105 - contextlib is kept off create's path
                 os.symlink(target, name, dir_fd=dev)
+            except FileExistsError:
+                pass
     finally:
         os.close(dev)
 
@@ -958,7 +981,7 @@ def _create_device(ctx: _Context, device: Device, bind: bool) -> None:
 
 def _bind_device(ctx: _Context, device: Device, dest: str) -> None:
     _create_file(ctx, dest, 0o666)
-    with _target(ctx, dest) as target:
+    with _Target(ctx, dest) as target:
         _mount(device.path, target, dest, None, sc.MS_BIND)
 
 
@@ -1047,7 +1070,7 @@ def _finalize(spec: Mapping[str, Any], mounts: Sequence[Mount], proc_root: int |
     os.umask(0o022 if umask is None else int(umask))
     try:
         if spec.get("hostname"):
-            socket.sethostname(str(spec["hostname"]))
+            _sethostname(str(spec["hostname"]))
     except OSError as exc:
         raise PyruncError(f"sethostname: {describe(exc)}") from exc
     if spec.get("domainname"):
@@ -1101,6 +1124,14 @@ def _set_readonly() -> None:
     except OSError:
         # A user namespace must repeat the flags the mount has locked.
         sc.mount(None, "/", None, flags | _statvfs_flags("/"))
+
+
+def _sethostname(name: str) -> None:
+    """sethostname(2); socket.sethostname would bring socket's imports (~4 ms) to create."""
+    raw = os.fsencode(name)
+    if _libc.sethostname(raw, ctypes.c_size_t(len(raw))) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 def _setdomainname(name: str) -> None:

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from runpy_exec.errors import PyruncError
+from runpy_exec.records import NamedTuple
 
+# exec imports this module for every container with a seccomp profile (what
+# engines give them all): typing and dataclasses (~10 ms) stay out of it.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     import pyseccomp
 
 _ARCHES = {
@@ -68,8 +72,7 @@ _SYSCALL_NUMBER_CEILING = 1024
 _PERMISSIVE_ACTIONS = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")
 
 
-@dataclass
-class Filter:
+class Filter(NamedTuple):
     """A compiled filter, ready for :func:`load` in the child.
 
     ``notify`` is set when some rule hands syscalls to a user-space listener;
