@@ -130,6 +130,8 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
         # Recorded at once, and again before any cgroup exists: a create killed
         # at any point leaves a record that state, list and delete --force use.
         store.save(container)
+        if seccomp_filter is not None:
+            seccomp.keep_program(seccomp_filter, state_dir)
         master_fd = _start_init(container, spec, plan, seccomp_filter, req, terminal, sync,
                                 scope)
         store.save(container)

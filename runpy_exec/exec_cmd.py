@@ -289,7 +289,7 @@ def _launch(opts: GlobalOptions, req: ExecRequest) -> Launched:
         prepared.namespaces = namespaces.open_namespaces(
             container.init_pid, sorted(container.namespace_paths))
         _check_still_running(container)
-        prepared.seccomp = process_setup.prepare_seccomp(container.config)
+        prepared.seccomp = process_setup.prepare_seccomp(container.config, container.state_dir)
         if plan.terminal and req.console_socket:
             from runpy_exec.linux import console
 

@@ -75,7 +75,7 @@ class ChildSetup(NamedTuple):
 
     plan: ProcessPlan
     error_fd: int
-    seccomp_filter: Any = None  # a prepared pyseccomp filter, loaded in the child
+    seccomp_filter: Any = None  # a prepared seccomp.Filter, loaded in the child
     fd_moves: tuple[tuple[int, int], ...] = ()  # (host fd, target fd)
     keep_fds: frozenset[int] = frozenset()  # fds >= 3 that survive into the process
     exec_fd: int | None = None  # execute the file open on this fd (fexecve)
@@ -95,15 +95,23 @@ class ChildError(Exception):
         self.errno = errno
 
 
-def prepare_seccomp(spec: dict[str, Any]) -> Any:
+def prepare_seccomp(spec: dict[str, Any], state_dir: str | None = None) -> Any:
     """Build the container's seccomp filter before fork (create and exec alike),
-    or None without a profile; pyseccomp is imported only when there is one."""
+    or None without a profile; pyseccomp is imported only when there is one.
+
+    exec passes the container's state directory: the BPF program create kept
+    there is loaded as it is, and the profile is compiled again only for a
+    container without one (one with a user-space listener, or made by runc).
+    """
     profile = (spec.get("linux") or {}).get("seccomp")
     if not profile:
         return None
     from runpy_exec.linux import seccomp
 
     try:
+        code = seccomp.kept_program(state_dir) if state_dir is not None else None
+        if code is not None:
+            return seccomp.from_program(code, profile)
         return seccomp.prepare(profile)
     except (OSError, ValueError) as err:
         raise PyruncError(f"config.json: linux.seccomp: {err}") from None

@@ -15,10 +15,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import Runtime, pyrunc_binary, running
+from tests.conftest import Runtime, edit_config, pyrunc_binary, running
 from tests.exec_support import (
     cap_mask,
     cgroup_pids,
@@ -464,3 +465,44 @@ def test_an_exec_imports_none_of_the_slow_modules(rt: Runtime, ctr: str) -> None
                 if line.startswith("import time:") and "|" in line}
     assert "runpy_exec.exec_cmd" in imported and "runpy_exec.process_setup" in imported
     assert not imported & _SLOW_IMPORTS, sorted(imported & _SLOW_IMPORTS)
+
+
+def _deny_mkdir(config: dict[str, Any]) -> None:
+    """A profile as engines give one: everything allowed but a few calls (no flags:
+    runc 1.1.5 refuses them; tests/test_linux_seccomp.py loads kept programs with one)."""
+    config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                      "errnoRet": 1}],
+    }
+
+
+_SECCOMP_PROBE = ("mkdir /tmp/probe 2>&1; echo status $?; "
+                  "grep -E '^(Seccomp|Seccomp_filters|NoNewPrivs):' /proc/self/status")
+
+
+def test_exec_loads_the_seccomp_program_create_kept(pyrunc: Runtime, runc: Runtime,
+                                                    bundle: Path) -> None:
+    """create keeps the compiled filter; exec loads it without pyseccomp (whose import
+    alone costs more than an exec) and gets runc's answer, as it does when the program
+    is missing (a container made before pyrunc kept it) and the profile is compiled."""
+    edit_config(bundle, _deny_mkdir)
+    with running(pyrunc, bundle) as ours, running(runc, bundle) as theirs:
+        kept = pyrunc.root / ours / "seccomp.bpf"
+        size = kept.stat().st_size
+        assert size > 0 and size % 8 == 0
+        expected = runc("exec", theirs, "sh", "-c", _SECCOMP_PROBE)
+        assert "Operation not permitted" in expected.stdout, expected.stdout
+        assert "Seccomp:\t2\nSeccomp_filters:\t1\n" in expected.stdout
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", pyrunc.binary, "--root", str(pyrunc.root),
+             "exec", ours, "sh", "-c", _SECCOMP_PROBE], capture_output=True, text=True,
+            timeout=60)
+        imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+                    if line.startswith("import time:") and "|" in line}
+        assert "runpy_exec.linux.seccomp" in imported and "pyseccomp" not in imported
+        assert (done.returncode, done.stdout) == (expected.returncode, expected.stdout)
+        kept.unlink()
+        compiled = pyrunc("exec", ours, "sh", "-c", _SECCOMP_PROBE)
+        assert (compiled.returncode, compiled.stdout) == (expected.returncode, expected.stdout)

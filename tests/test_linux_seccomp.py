@@ -277,3 +277,47 @@ def test_numbers_beyond_libseccomp_get_enosys_too() -> None:
         assert os.getpid() > 0
 
     in_child(body)
+
+
+def test_a_kept_program_is_the_compiled_filter(tmp_path: os.PathLike[str]) -> None:
+    """What create keeps is the program libseccomp would load, and loaded as it is
+    (with the profile's flags) it acts as the compiled filter does."""
+    profile = allow_all_but({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+                            {"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+                             "errnoRet": errno.EDOM})
+    profile["flags"] = ["SECCOMP_FILTER_FLAG_LOG"]
+    compiled = seccomp.prepare(profile)
+    seccomp.keep_program(compiled, str(tmp_path))
+    code = seccomp.kept_program(str(tmp_path))
+    assert code is not None and code == seccomp.program_of(compiled)
+    assert sorted(os.listdir(tmp_path)) == [seccomp.PROGRAM_FILE]
+    kept = seccomp.from_program(code, profile)
+    assert kept.syscall_filter is None and kept.flags == 2  # SECCOMP_FILTER_FLAG_LOG
+
+    def body() -> None:
+        assert seccomp.load(kept) is None
+        with pytest.raises(PermissionError):
+            os.mkdir("/nonexistent-parent/child")
+        assert personality(QUERY_PERSONALITY) == -errno.EDOM
+        assert status_field(os.getpid(), "Seccomp") == "2"
+
+    in_child(body, allow_signal=True)
+
+
+def test_no_program_is_kept_for_a_filter_with_a_listener(tmp_path: os.PathLike[str]) -> None:
+    """Only libseccomp's own load hands back a listener's fd: such a filter is compiled
+    at every exec, and nothing is kept for it."""
+    profile = allow_all_but({"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"})
+    profile["listenerPath"] = "/run/some-agent.sock"
+    seccomp.keep_program(seccomp.prepare(profile), str(tmp_path))
+    assert seccomp.kept_program(str(tmp_path)) is None
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_torn_program_is_not_used(tmp_path: os.PathLike[str]) -> None:
+    """Not whole 8-byte instructions: exec compiles the profile instead of loading it."""
+    with open(os.path.join(tmp_path, seccomp.PROGRAM_FILE), "wb") as f:
+        f.write(b"\x06\x00\x00\x00\x00\x00\xff\x7f\x06\x00")
+    assert seccomp.kept_program(str(tmp_path)) is None
+    with pytest.raises(ValueError, match="8-byte"):
+        seccomp.from_program(b"\x06\x00\x00\x00\x00\x00", {})

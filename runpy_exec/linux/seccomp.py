@@ -14,6 +14,7 @@ import errno
 import os
 
 from runpy_exec.errors import PyruncError
+from runpy_exec.linux import syscalls
 from runpy_exec.records import NamedTuple
 
 # exec imports this module for every container with a seccomp profile (what
@@ -72,16 +73,32 @@ _SYSCALL_NUMBER_CEILING = 1024
 _PERMISSIVE_ACTIONS = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")
 
 
+# The container's filter as a BPF program, kept in its state directory by
+# create so that exec need not compile the profile again (see from_program).
+PROGRAM_FILE = "seccomp.bpf"
+
+# seccomp(2) flags by OCI name: what libseccomp's load passes for _FLAGS.
+_KERNEL_FLAGS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": syscalls.SECCOMP_FILTER_FLAG_TSYNC,
+    "SECCOMP_FILTER_FLAG_LOG": syscalls.SECCOMP_FILTER_FLAG_LOG,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": syscalls.SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+}
+
+
 class Filter(NamedTuple):
     """A compiled filter, ready for :func:`load` in the child.
 
     ``notify`` is set when some rule hands syscalls to a user-space listener;
     the caller then sends the fd :func:`load` returns to ``listener_path``.
+    A filter made by :func:`from_program` has no ``syscall_filter``: its
+    ``program`` is loaded with seccomp(2) as it is.
     """
 
-    syscall_filter: pyseccomp.SyscallFilter
+    syscall_filter: pyseccomp.SyscallFilter | None
     notify: bool = False
     listener_path: str = ""
+    program: syscalls.BpfProgram | None = None
+    flags: int = 0
 
 
 def _action(name: str, errno_ret: int | None) -> int:
@@ -269,6 +286,77 @@ def _new_filter(default: int, profile: dict[str, Any]) -> pyseccomp.SyscallFilte
     return flt
 
 
+def program_of(flt: Filter) -> bytes | None:
+    """The BPF program libseccomp would load for ``flt``, or None for a filter
+    with a user-space listener (only libseccomp's own load hands back its fd)."""
+    if flt.notify or flt.syscall_filter is None:
+        return None
+    fd = os.memfd_create("pyrunc-seccomp", os.MFD_CLOEXEC)
+    try:
+        flt.syscall_filter.export_bpf(_FileNumber(fd))
+        size = os.fstat(fd).st_size
+        return os.pread(fd, size, 0)
+    except OSError as err:
+        raise PyruncError(f"seccomp: export BPF: {err.strerror}") from err
+    finally:
+        os.close(fd)
+
+
+class _FileNumber:
+    """What pyseccomp's export_bpf asks of a file: its fileno()."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def fileno(self) -> int:
+        return self._fd
+
+
+def keep_program(flt: Filter, directory: str) -> None:
+    """Write ``flt``'s program to ``directory`` for later execs, whole or not at all."""
+    code = program_of(flt)
+    if code is None:
+        return
+    path = os.path.join(directory, PROGRAM_FILE)
+    partial = path + ".partial"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, code)
+    finally:
+        os.close(fd)
+    os.replace(partial, path)
+
+
+def kept_program(directory: str) -> bytes | None:
+    """The program :func:`keep_program` wrote to ``directory``, if it did.
+
+    One that is not whole instructions (none is written so; a damaged disk)
+    is not used: the profile is compiled again instead.
+    """
+    try:
+        with open(os.path.join(directory, PROGRAM_FILE), "rb") as f:
+            code = f.read()
+    except FileNotFoundError:
+        return None
+    return code if code and len(code) % syscalls.BPF_INSTRUCTION_SIZE == 0 else None
+
+
+def from_program(code: bytes, profile: dict[str, Any]) -> Filter:
+    """A filter from a program :func:`program_of` made for this same profile.
+
+    exec runs for every probe, and importing pyseccomp alone costs ~30 ms
+    (its import runs ``ldconfig -p`` twice to find the libraries), more than
+    the rest of an exec; the program create kept is what libseccomp compiled
+    from the container's profile, and the flags are the profile's.
+    """
+    flags = 0
+    for flag in profile.get("flags") or []:
+        if flag not in _KERNEL_FLAGS:
+            raise PyruncError(f"seccomp: flag {flag!r} is not supported")
+        flags |= _KERNEL_FLAGS[flag]
+    return Filter(None, program=syscalls.BpfProgram(code), flags=flags)
+
+
 def load(flt: Filter) -> int | None:
     """Install the filter on the calling thread; return the notify fd if it has one.
 
@@ -276,8 +364,12 @@ def load(flt: Filter) -> int | None:
     caller loads it as late as it can: just before execve when it may set
     no_new_privs, or else while it still holds CAP_SYS_ADMIN.
     """
+    if flt.program is not None:
+        syscalls.seccomp_set_mode_filter(flt.program, flt.flags)
+        return None
     import pyseccomp
 
+    assert flt.syscall_filter is not None
     try:
         flt.syscall_filter.load()
     except OSError as err:

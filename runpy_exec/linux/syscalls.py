@@ -117,6 +117,39 @@ def ambient_clear_all() -> None:
     _check(result, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)")
 
 
+_SYS_SECCOMP = 317
+_SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1
+SECCOMP_FILTER_FLAG_LOG = 2
+SECCOMP_FILTER_FLAG_SPEC_ALLOW = 4
+BPF_INSTRUCTION_SIZE = 8  # struct sock_filter
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class BpfProgram:
+    """A classic BPF program, laid out before fork for :func:`seccomp_set_mode_filter`.
+
+    The child then passes a pointer to memory that already exists: nothing
+    to build or import between fork and execve.
+    """
+
+    def __init__(self, code: bytes) -> None:
+        if not code or len(code) % BPF_INSTRUCTION_SIZE:
+            raise ValueError(f"a BPF program is whole 8-byte instructions, not {len(code)} bytes")
+        self._code = ctypes.create_string_buffer(code, len(code))
+        self.fprog = _SockFprog(len(code) // BPF_INSTRUCTION_SIZE, ctypes.addressof(self._code))
+
+
+def seccomp_set_mode_filter(program: BpfProgram, flags: int) -> None:
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags, program): what libseccomp's load does."""
+    result = _libc.syscall(_SYS_SECCOMP, ctypes.c_uint(_SECCOMP_SET_MODE_FILTER),
+                           ctypes.c_uint(flags), ctypes.byref(program.fprog))
+    _check(result, "seccomp(SECCOMP_SET_MODE_FILTER)")
+
+
 _SYS_OPENAT2 = 437
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
