@@ -11,7 +11,8 @@ Why it is built this way:
   all three runtimes run there alike.
 * Each runtime works on containers it created itself, from one busybox
   bundle, under a ``--root`` of its own.  ``pyrunc exec`` into runc's
-  container is timed too (engines may mix them).
+  container is timed too (engines may mix them), and exec into a container
+  under docker's seccomp profile (engines always give one).
 * Two regimes: "spaced", each command 50 ms after the previous one, as exec
   probes and an engine's status checks come; and "back to back".  The kernel
   makes the first ``cgroup.procs`` write after an idle spell wait for an RCU
@@ -54,6 +55,7 @@ BARS: dict[str, tuple[float | None, float | None]] = {
     "exec ID true": (1.2, 0.8),
     "exec -p p.json ID": (1.2, 0.8),
     "exec (runc's container)": (1.2, 0.8),
+    "exec, docker's profile": (1.2, 0.8),
     "state": (2.5, 2.5), "kill": (2.5, 2.5), "delete": (2.5, 2.5), "list": (2.5, 2.5),
     "start": (2.5, 2.5), "pause": (2.5, 2.5), "resume": (2.5, 2.5),
     "ps": (2.0, 2.0), "create": (2.0, 2.0), "run -d": (2.0, 2.0), "delete -f": (2.0, 2.0),
@@ -113,9 +115,11 @@ class Bench:
         self.args = args
         self.work = Path(tempfile.mkdtemp(prefix="pyrunc-bench-"))
         self.bundle = self.work / "bundle"
+        self.seccomp_bundle = self.work / "bundle-seccomp"
         self.process_file = self.work / "process.json"
         self.roots = {name: str(self.work / f"root-{name}") for name in runtimes}
         self.long_running = {name: f"bench-{name}-{os.getpid()}" for name in runtimes}
+        self.confined = {name: f"bench-{name}-{os.getpid()}-seccomp" for name in runtimes}
         self.times: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
         self.random = random.Random(RANDOM_SEED)
 
@@ -126,8 +130,18 @@ class Bench:
         _check([str(MK_BUNDLE), str(self.bundle), "--no-terminal", "--args", "sleep 3600"])
         config = json.loads((self.bundle / "config.json").read_text())
         self.process_file.write_text(json.dumps(dict(config["process"], args=["true"])))
+        # The same container under the seccomp profile docker gave every container
+        # (in 2019): engines always give one, and exec must apply it.
+        sys.path.insert(0, str(REPO))
+        from tests.old_profiles import docker_2019_profile
+
+        shutil.copytree(self.bundle, self.seccomp_bundle, symlinks=True)
+        config["linux"]["seccomp"] = docker_2019_profile()
+        (self.seccomp_bundle / "config.json").write_text(json.dumps(config))
         for name, ctr in self.long_running.items():
             _check(self.rt(name, "run", "-d", "--bundle", str(self.bundle), ctr))
+            _check(self.rt(name, "run", "-d", "--bundle", str(self.seccomp_bundle),
+                           self.confined[name]))
 
     def cleanup(self) -> None:
         for name in self.runtimes:
@@ -175,6 +189,7 @@ class Bench:
             ("exec ID true", self.rt(name, "exec", ctr, "true"), None),
             ("exec -p p.json ID", self.rt(name, "exec", "-p", str(self.process_file), ctr),
              None),
+            ("exec, docker's profile", self.rt(name, "exec", self.confined[name], "true"), None),
             ("state", self.rt(name, "state", ctr), None),
             ("list", self.rt(name, "list"), None),
             ("ps", self.rt(name, "ps", ctr), None),

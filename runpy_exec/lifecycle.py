@@ -387,16 +387,9 @@ def ps(opts: GlobalOptions, container_id: str, fmt: str, ps_args: Sequence[str])
 
         print(json.dumps(pids))
         return
-    import subprocess
-
     if fmt != "table":
         raise PyruncError(f"invalid format option {fmt!r}: must be table or json")
-    try:
-        output = subprocess.run(["ps", *(ps_args or ["-ef"])], check=True,
-                                capture_output=True, text=True).stdout
-    except (OSError, subprocess.CalledProcessError) as err:
-        raise PyruncError(f"ps {' '.join(ps_args or ['-ef'])}: {err}") from None
-    lines = output.splitlines()
+    lines = _run_ps(list(ps_args or ["-ef"])).splitlines()
     if not lines:
         return
     header = lines[0].split()
@@ -409,6 +402,41 @@ def ps(opts: GlobalOptions, container_id: str, fmt: str, ps_args: Sequence[str])
         fields = line.split()
         if len(fields) > column and fields[column].isdigit() and int(fields[column]) in wanted:
             print(line)
+
+
+def _run_ps(args: list[str]) -> str:
+    """What ``ps ARGS`` prints; if it fails, an error with its status and first complaint
+    (runc's error carries ps's whole output).
+
+    Spawned with os.posix_spawnp: importing subprocess (locale, re, enum...)
+    would cost more than the rest of the command.  Its stderr goes to a memfd,
+    read after it exits, so a chatty ps cannot block on a pipe nobody reads.
+    """
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    errors = os.memfd_create("pyrunc-ps-stderr", os.MFD_CLOEXEC)
+    try:
+        pid = os.posix_spawnp("ps", ["ps", *args], os.environ, file_actions=[
+            (os.POSIX_SPAWN_DUP2, write_end, 1), (os.POSIX_SPAWN_DUP2, errors, 2)])
+    except OSError as err:
+        os.close(read_end)
+        os.close(errors)
+        raise PyruncError(f"ps {' '.join(args)}: {err.strerror}") from None
+    finally:
+        os.close(write_end)
+    with open(read_end, "rb") as output:
+        data = output.read()
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    try:  # ps's writes moved the shared offset to the end: read from the start
+        said = os.pread(errors, os.fstat(errors).st_size, 0)
+    finally:
+        os.close(errors)
+    said = said or data  # procps prints some usage errors on stdout
+    complaint = next((line.strip() for line in said.decode(errors="replace").splitlines()
+                      if line.strip()), "")
+    if status != 0:
+        raise PyruncError(f"ps {' '.join(args)}: exit status {status}"
+                          + (f": {complaint}" if complaint else ""))
+    return data.decode(errors="replace")
 
 
 def pause(opts: GlobalOptions, container_id: str) -> None:

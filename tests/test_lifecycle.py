@@ -316,6 +316,16 @@ def test_ps_table_json_and_ps_options(pair: Pair) -> None:
     assert custom == ["PID", "COMMAND", str(pid), "sleep"]
 
 
+def test_ps_failing_says_why_in_one_line_as_runc_does(pair: Pair) -> None:
+    """ps(1) is spawned without subprocess; its complaint still reaches the caller."""
+    ours = pair.ours("ps", pair.ours_id, "--bogus")
+    theirs = pair.theirs("ps", pair.theirs_id, "--bogus")
+    assert ours.returncode == theirs.returncode == 1
+    assert "unknown gnu long option" in theirs.stderr
+    assert ours.stdout == "" and ours.stderr.strip().splitlines() == [
+        "ps --bogus: exit status 1: error: unknown gnu long option"]
+
+
 # --- kill -------------------------------------------------------------------------------
 
 
