@@ -26,11 +26,6 @@ HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "post
 # seccomp(2): SECCOMP_SET_MODE_FILTER, and the syscall's number per machine.
 _SECCOMP_SET_MODE_FILTER = 1
 _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "ppc64le": 358, "s390x": 348, "riscv64": 277}
-_FILTER_FLAGS = {
-    "SECCOMP_FILTER_FLAG_TSYNC": 1,
-    "SECCOMP_FILTER_FLAG_LOG": 2,
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
-}
 # The libseccomp API level each action needs (seccomp_api_get(3)).
 _ACTION_API = {
     "SCMP_ACT_KILL": 1, "SCMP_ACT_KILL_THREAD": 1, "SCMP_ACT_TRAP": 1, "SCMP_ACT_ERRNO": 1,
@@ -80,7 +75,7 @@ def seccomp_features() -> tuple[dict[str, Any], str] | None:
     supported = []
     for flag in known_flags:
         attr = getattr(pyseccomp.Attr, seccomp._FLAGS[flag], None)
-        if attr is None or not _kernel_accepts_filter_flag(_FILTER_FLAGS[flag]):
+        if attr is None or not _kernel_accepts_filter_flag(seccomp.KERNEL_FLAGS[flag]):
             continue
         try:
             pyseccomp.SyscallFilter(pyseccomp.ALLOW).set_attr(attr, 1)

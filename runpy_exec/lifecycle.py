@@ -426,16 +426,17 @@ def _run_ps(args: list[str]) -> str:
     with open(read_end, "rb") as output:
         data = output.read()
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    try:  # ps's writes moved the shared offset to the end: read from the start
-        said = os.pread(errors, os.fstat(errors).st_size, 0)
+    try:
+        if status != 0:
+            # ps's writes moved the shared offset to the end: read from the start.
+            said = os.pread(errors, os.fstat(errors).st_size, 0)
+            said = said or data  # procps prints some usage errors on stdout
+            complaint = next((line.strip() for line in said.decode(errors="replace")
+                              .splitlines() if line.strip()), "")
+            raise PyruncError(f"ps {' '.join(args)}: exit status {status}"
+                              + (f": {complaint}" if complaint else ""))
     finally:
         os.close(errors)
-    said = said or data  # procps prints some usage errors on stdout
-    complaint = next((line.strip() for line in said.decode(errors="replace").splitlines()
-                      if line.strip()), "")
-    if status != 0:
-        raise PyruncError(f"ps {' '.join(args)}: exit status {status}"
-                          + (f": {complaint}" if complaint else ""))
     return data.decode(errors="replace")
 
 

@@ -1128,17 +1128,22 @@ def _set_readonly() -> None:
 
 def _sethostname(name: str) -> None:
     """sethostname(2); socket.sethostname would bring socket's imports (~4 ms) to create."""
-    raw = os.fsencode(name)
-    if _libc.sethostname(raw, ctypes.c_size_t(len(raw))) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+    _set_uts_name("sethostname", name)
 
 
 def _setdomainname(name: str) -> None:
+    try:
+        _set_uts_name("setdomainname", name)
+    except OSError as exc:
+        raise PyruncError(f"setdomainname: {exc.strerror}") from None
+
+
+def _set_uts_name(call: str, name: str) -> None:
+    """sethostname(2) or setdomainname(2) through libc: they take the same arguments."""
     raw = os.fsencode(name)
-    if _libc.setdomainname(raw, ctypes.c_size_t(len(raw))) != 0:
+    if getattr(_libc, call)(raw, ctypes.c_size_t(len(raw))) != 0:
         err = ctypes.get_errno()
-        raise PyruncError(f"setdomainname: {os.strerror(err)}")
+        raise OSError(err, os.strerror(err))
 
 
 def _write_sysctl(proc_root: int, key: str, value: str) -> None:

@@ -78,7 +78,7 @@ _PERMISSIVE_ACTIONS = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")
 PROGRAM_FILE = "seccomp.bpf"
 
 # seccomp(2) flags by OCI name: what libseccomp's load passes for _FLAGS.
-_KERNEL_FLAGS = {
+KERNEL_FLAGS = {
     "SECCOMP_FILTER_FLAG_TSYNC": syscalls.SECCOMP_FILTER_FLAG_TSYNC,
     "SECCOMP_FILTER_FLAG_LOG": syscalls.SECCOMP_FILTER_FLAG_LOG,
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW": syscalls.SECCOMP_FILTER_FLAG_SPEC_ALLOW,
@@ -278,12 +278,18 @@ def _new_filter(default: int, profile: dict[str, Any]) -> pyseccomp.SyscallFilte
 
     flt = pyseccomp.SyscallFilter(default)
     flt.set_attr(pyseccomp.Attr.CTL_NNP, 0)
-    for flag in profile.get("flags") or []:
-        attr = _FLAGS.get(flag)
-        if attr is None:
-            raise PyruncError(f"seccomp: flag {flag!r} is not supported")
-        flt.set_attr(getattr(pyseccomp.Attr, attr), 1)
+    for flag in _profile_flags(profile):
+        flt.set_attr(getattr(pyseccomp.Attr, _FLAGS[flag]), 1)
     return flt
+
+
+def _profile_flags(profile: dict[str, Any]) -> list[str]:
+    """The profile's filter flags, each one pyrunc knows, or a one-line error."""
+    flags: list[str] = profile.get("flags") or []
+    for flag in flags:
+        if flag not in _FLAGS:
+            raise PyruncError(f"seccomp: flag {flag!r} is not supported")
+    return flags
 
 
 def program_of(flt: Filter) -> bytes | None:
@@ -350,10 +356,8 @@ def from_program(code: bytes, profile: dict[str, Any]) -> Filter:
     from the container's profile, and the flags are the profile's.
     """
     flags = 0
-    for flag in profile.get("flags") or []:
-        if flag not in _KERNEL_FLAGS:
-            raise PyruncError(f"seccomp: flag {flag!r} is not supported")
-        flags |= _KERNEL_FLAGS[flag]
+    for flag in _profile_flags(profile):
+        flags |= KERNEL_FLAGS[flag]
     return Filter(None, program=syscalls.BpfProgram(code), flags=flags)
 
 
