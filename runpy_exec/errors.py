@@ -26,7 +26,7 @@ def os_reason(err: OSError) -> str:
 
 def describe(err: BaseException) -> str:
     """An OSError as "path: reason" when it concerns a file (the call name is in
-    the reason for our ctypes calls), anything else as its text."""
+    the reason for our libc calls), anything else as its text."""
     if isinstance(err, OSError) and err.strerror:
         if err.filename is not None:
             return f"{os.fsdecode(err.filename)}: {err.strerror}"

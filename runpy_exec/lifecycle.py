@@ -207,7 +207,7 @@ def _expect_exec(fd: int) -> None:
     while chunk := os.read(fd, 4096):
         report += chunk
     if report:
-        # Only here: process_setup brings ctypes and prctl (~4 ms) to every start.
+        # Only here: process_setup brings _ctypes and _prctl (~2 ms) to every start.
         from runpy_exec import process_setup
 
         err = process_setup.decode_error(bytes(report))

@@ -451,8 +451,10 @@ def test_process_file_without_user_runs_as_root(rt: Runtime, ctr: str, tmp_path:
 _SLOW_IMPORTS = {"enum", "re", "contextlib", "collections", "functools", "dataclasses",
                  "json", "typing", "pydantic", "typer", "click", "socket", "_distutils_hack",
                  # python-prctl's Python face (linux/procctl.py calls its C module),
+                 # ctypes' Python half (linux/libc.py uses _ctypes),
                  # and what only a terminal process needs
-                 "prctl", "termios", "runpy_exec.linux.console", "encodings.ascii"}
+                 "prctl", "ctypes", "struct", "termios", "runpy_exec.linux.console",
+                 "encodings.ascii"}
 
 
 def test_an_exec_imports_none_of_the_slow_modules(rt: Runtime, ctr: str) -> None:

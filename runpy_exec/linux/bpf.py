@@ -1,4 +1,4 @@
-"""The bpf(2) calls a cgroup v2 device filter needs, through ctypes.
+"""The bpf(2) calls a cgroup v2 device filter needs, through :mod:`.libc`.
 
 cgroup v2 has no devices.allow/devices.deny files: device access is decided
 by BPF_PROG_TYPE_CGROUP_DEVICE programs attached to the cgroup.  No stdlib
@@ -11,10 +11,11 @@ lists and detaches.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import struct
+
+from runpy_exec.linux import libc
 
 PROG_TYPE_CGROUP_DEVICE = 15
 CGROUP_DEVICE = 6  # attach type
@@ -29,26 +30,24 @@ _PROG_QUERY = 16
 _SYSCALL_NUMBERS = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351, "riscv64": 280}
 _ATTR_SIZE = 128  # larger than every attr used here; the kernel wants the rest zero
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
+_syscall = libc.function("syscall", libc.c_long)
 
 
-def _bpf(command: int, name: str, attr: ctypes.Array[ctypes.c_char]) -> int:
+def _bpf(command: int, name: str, attr: libc.Array[libc.c_char]) -> int:
     try:
         number = _SYSCALL_NUMBERS[os.uname().machine]
     except KeyError:
         raise OSError(0, f"bpf {name}: unknown syscall number on {os.uname().machine}") from None
-    result = _libc.syscall(ctypes.c_long(number), ctypes.c_int(command), attr,
-                           ctypes.c_uint(len(attr)))
+    result = _syscall(libc.c_long(number), libc.c_int(command), attr, libc.c_uint(len(attr)))
     if result < 0:
-        err = ctypes.get_errno()
+        err = libc.get_errno()
         raise OSError(err, f"bpf {name}: {os.strerror(err)}")
     return int(result)
 
 
-def _attr(fmt: str, *values: int | bytes) -> ctypes.Array[ctypes.c_char]:
+def _attr(fmt: str, *values: int | bytes) -> libc.Array[libc.c_char]:
     packed = struct.pack(fmt, *values)
-    return ctypes.create_string_buffer(packed.ljust(_ATTR_SIZE, b"\0"), _ATTR_SIZE)
+    return libc.string_buffer(packed, _ATTR_SIZE)
 
 
 def load_device_program(instructions: bytes, name: str = "pyrunc_devices") -> int:
@@ -57,15 +56,15 @@ def load_device_program(instructions: bytes, name: str = "pyrunc_devices") -> in
     On EINVAL/EACCES the kernel verifier's log is put in the error, as that
     is the only account of what it refused.
     """
-    license = ctypes.create_string_buffer(b"GPL")
-    code = ctypes.create_string_buffer(instructions, len(instructions))
-    log = ctypes.create_string_buffer(65536)
+    license = libc.string_buffer(b"GPL\0")
+    code = libc.string_buffer(instructions)
+    log = libc.string_buffer(b"", 65536)
     for log_level in (0, 1):
         # Fields: prog_type, insn_cnt, insns, license, log_level, log_size,
         # log_buf, kern_version, prog_flags, prog_name.
         attr = _attr("=IIQQIIQII16s", PROG_TYPE_CGROUP_DEVICE, len(instructions) // 8,
-                     ctypes.addressof(code), ctypes.addressof(license), log_level,
-                     len(log) if log_level else 0, ctypes.addressof(log) if log_level else 0,
+                     libc.addressof(code), libc.addressof(license), log_level,
+                     len(log) if log_level else 0, libc.addressof(log) if log_level else 0,
                      0, 0, name.encode()[:15])
         try:
             return _bpf(_PROG_LOAD, "BPF_PROG_LOAD", attr)
@@ -94,9 +93,9 @@ def query(cgroup_fd: int, attach_type: int = CGROUP_DEVICE) -> list[int]:
     """The ids of the programs attached to this very cgroup (not its ancestors')."""
     capacity = 64
     while True:
-        ids = (ctypes.c_uint32 * capacity)()
+        ids = (libc.c_uint32 * capacity)()
         # Fields: target_fd, attach_type, query_flags, attach_flags, prog_ids, prog_cnt.
-        attr = _attr("=IIIIQI", cgroup_fd, attach_type, 0, 0, ctypes.addressof(ids), capacity)
+        attr = _attr("=IIIIQI", cgroup_fd, attach_type, 0, 0, libc.addressof(ids), capacity)
         try:
             _bpf(_PROG_QUERY, "BPF_PROG_QUERY", attr)
         except OSError as err:

@@ -19,10 +19,11 @@ that is :mod:`runpy_exec.linux.cgroups.join`'s business.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import sys
+
+from runpy_exec.linux import libc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,26 +45,22 @@ _SYS_CLONE3 = 435
 UNSUPPORTED = frozenset({errno.ENOSYS, errno.EINVAL, errno.E2BIG})
 
 
-class _CloneArgs(ctypes.Structure):
+class _CloneArgs(libc.Structure):
     """struct clone_args of <linux/sched.h>, up to ``cgroup`` (CLONE_ARGS_SIZE_VER2)."""
 
-    _fields_ = [(name, ctypes.c_uint64) for name in (
+    _fields_ = [(name, libc.c_uint64) for name in (
         "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size",
         "tls", "set_tid", "set_tid_size", "cgroup")]
 
 
-# A PyDLL call keeps the GIL across the syscall, as os.fork holds it across
-# fork(): the child must come back holding it, and no other Python thread may
-# run in between.
-_libc = ctypes.PyDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-_syscall.argtypes = [ctypes.c_long, ctypes.c_void_p, ctypes.c_size_t]
-_before_fork = ctypes.pythonapi.PyOS_BeforeFork
-_after_fork_parent = ctypes.pythonapi.PyOS_AfterFork_Parent
-_after_fork_child = ctypes.pythonapi.PyOS_AfterFork_Child
+# The syscall keeps the GIL, as os.fork holds it across fork(): the child must
+# come back holding it, and no other Python thread may run in between.
+_syscall = libc.function_holding_gil("syscall", libc.c_long)
+_syscall.argtypes = [libc.c_long, libc.c_void_p, libc.c_size_t]
+_before_fork = libc.function_holding_gil("PyOS_BeforeFork", None)
+_after_fork_parent = libc.function_holding_gil("PyOS_AfterFork_Parent", None)
+_after_fork_child = libc.function_holding_gil("PyOS_AfterFork_Child", None)
 for _hook in (_before_fork, _after_fork_parent, _after_fork_child):
-    _hook.restype = None
     _hook.argtypes = []
 
 
@@ -90,16 +87,16 @@ def fork_into_cgroup(cgroup_fd: int) -> tuple[int, int]:
     EOPNOTSUPP that the cgroup takes no processes (it has controllers
     enabled for children, or is threaded); ENODEV that it was removed.
     """
-    pidfd = ctypes.c_int(-1)
-    args = _CloneArgs(flags=CLONE_PIDFD | CLONE_INTO_CGROUP, pidfd=ctypes.addressof(pidfd),
+    pidfd = libc.c_int(-1)
+    args = _CloneArgs(flags=CLONE_PIDFD | CLONE_INTO_CGROUP, pidfd=libc.addressof(pidfd),
                       exit_signal=signal.SIGCHLD, cgroup=cgroup_fd)
     sys.audit("os.fork")
     _before_fork()
-    pid = _syscall(_SYS_CLONE3, ctypes.byref(args), ctypes.sizeof(args))
+    pid = _syscall(_SYS_CLONE3, libc.byref(args), libc.sizeof(args))
     if pid == 0:
         _after_fork_child()
         return 0, -1
-    err = ctypes.get_errno()
+    err = libc.get_errno()
     _after_fork_parent()
     if pid < 0:
         raise OSError(err, f"clone3: {os.strerror(err)}")

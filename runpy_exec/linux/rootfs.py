@@ -14,14 +14,13 @@ somewhere else inside the rootfs, never onto the host.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import stat
 import time
 
 from runpy_exec.errors import PyruncError, describe
-from runpy_exec.linux import procfs
+from runpy_exec.linux import libc, procfs
 from runpy_exec.linux import syscalls as sc
 from runpy_exec.linux.mountopts import Mount, MountOptions, mount_from_spec, root_propagation
 from runpy_exec.records import NamedTuple
@@ -81,7 +80,8 @@ _IPC_SYSCTLS = frozenset(
     }
 )
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_statfs = libc.function("statfs")
+_syscall = libc.function("syscall", libc.c_long)
 
 
 class Device(NamedTuple):
@@ -530,11 +530,11 @@ def _create_file(ctx: _Context, dest: str, mode: int = 0o755) -> None:
 
 def _fs_type(path: str) -> int:
     """statfs(2)'s f_type, which os.statvfs does not give."""
-    buf = ctypes.create_string_buffer(256)
-    if _libc.statfs(os.fsencode(path), buf) != 0:
-        err = ctypes.get_errno()
+    buf = libc.string_buffer(b"", 256)
+    if _statfs(os.fsencode(path), buf) != 0:
+        err = libc.get_errno()
         raise OSError(err, f"statfs: {os.strerror(err)}", path)
-    return ctypes.c_long.from_buffer(buf).value
+    return libc.c_long.from_buffer(buf).value
 
 
 def _check_proc_mount(ctx: _Context, dest: str, source: str) -> None:
@@ -755,12 +755,12 @@ def _statvfs_flags(path: str) -> int:
     return (flags & _STATVFS_AS_MS) | (sc.MS_RELATIME if flags & _ST_RELATIME else 0)
 
 
-class _MountAttr(ctypes.Structure):
+class _MountAttr(libc.Structure):
     _fields_ = [
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
+        ("attr_set", libc.c_uint64),
+        ("attr_clr", libc.c_uint64),
+        ("propagation", libc.c_uint64),
+        ("userns_fd", libc.c_uint64),
     ]
 
 
@@ -771,17 +771,17 @@ def _set_rec_attr(ctx: _Context, m: Mount, dest: str) -> None:
     fd = _open(ctx, dest)
     try:
         attr = _MountAttr(m.options.attr_set, m.options.attr_clr, 0, 0)
-        flags = ctypes.c_uint(_AT_EMPTY_PATH | _AT_RECURSIVE)
-        result = _libc.syscall(
+        flags = libc.c_uint(_AT_EMPTY_PATH | _AT_RECURSIVE)
+        result = _syscall(
             _SYS_MOUNT_SETATTR,
-            ctypes.c_int(fd),
+            libc.c_int(fd),
             b"",
             flags,
-            ctypes.byref(attr),
-            ctypes.c_size_t(ctypes.sizeof(attr)),
+            libc.byref(attr),
+            libc.c_size_t(libc.sizeof(attr)),
         )
         if result != 0:
-            err = ctypes.get_errno()
+            err = libc.get_errno()
             raise OSError(err, f"mount_setattr {dest}: {os.strerror(err)}")
     finally:
         os.close(fd)
@@ -1141,8 +1141,8 @@ def _setdomainname(name: str) -> None:
 def _set_uts_name(call: str, name: str) -> None:
     """sethostname(2) or setdomainname(2) through libc: they take the same arguments."""
     raw = os.fsencode(name)
-    if getattr(_libc, call)(raw, ctypes.c_size_t(len(raw))) != 0:
-        err = ctypes.get_errno()
+    if libc.function(call)(raw, libc.c_size_t(len(raw))) != 0:
+        err = libc.get_errno()
         raise OSError(err, os.strerror(err))
 
 

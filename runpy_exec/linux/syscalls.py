@@ -1,4 +1,4 @@
-"""The few syscalls Python 3.11 and python-prctl do not offer, through ctypes.
+"""The few syscalls Python 3.11 and python-prctl do not offer, through :mod:`.libc`.
 
 Each wrapper raises ``OSError(errno, "<call>: <strerror>")`` so a failure
 names the call that failed.  Nothing here decides anything.
@@ -6,10 +6,15 @@ names the call that failed.  Nothing here decides anything.
 
 from __future__ import annotations
 
-import ctypes
 import os
 
-_libc = ctypes.CDLL(None, use_errno=True)
+from runpy_exec.linux import libc
+
+_syscall = libc.function("syscall", libc.c_long)
+_unshare = libc.function("unshare")
+_mount = libc.function("mount")
+_umount2 = libc.function("umount2")
+_prctl = libc.function("prctl")
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -60,17 +65,17 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 def _check(result: int, call: str) -> int:
     if result == -1:
-        err = ctypes.get_errno()
+        err = libc.get_errno()
         raise OSError(err, f"{call}: {os.strerror(err)}")
     return result
 
 
 def setns(fd: int, nstype: int = 0) -> None:
-    _check(_libc.syscall(_SYS_SETNS, ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+    _check(_syscall(_SYS_SETNS, libc.c_int(fd), libc.c_int(nstype)), "setns")
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+    _check(_unshare(libc.c_int(flags)), "unshare")
 
 
 def mount(
@@ -79,40 +84,40 @@ def mount(
     def enc(value: str | None) -> bytes | None:
         return None if value is None else os.fsencode(value)
 
-    result = _libc.mount(
-        enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)
+    result = _mount(
+        enc(source), enc(target), enc(fstype), libc.c_ulong(flags), enc(data)
     )
     _check(result, f"mount {target}")
 
 
 def umount2(target: str, flags: int = 0) -> None:
-    _check(_libc.umount2(os.fsencode(target), ctypes.c_int(flags)), f"umount {target}")
+    _check(_umount2(os.fsencode(target), libc.c_int(flags)), f"umount {target}")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    result = _libc.syscall(_SYS_PIVOT_ROOT, os.fsencode(new_root), os.fsencode(put_old))
+    result = _syscall(_SYS_PIVOT_ROOT, os.fsencode(new_root), os.fsencode(put_old))
     _check(result, "pivot_root")
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
-    result = _libc.syscall(
-        _SYS_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags)
+    result = _syscall(
+        _SYS_CLOSE_RANGE, libc.c_uint(first), libc.c_uint(last), libc.c_uint(flags)
     )
     _check(result, "close_range")
 
 
 def ambient_raise(cap: int) -> None:
-    result = _libc.prctl(
-        ctypes.c_int(PR_CAP_AMBIENT), ctypes.c_ulong(PR_CAP_AMBIENT_RAISE),
-        ctypes.c_ulong(cap), ctypes.c_ulong(0), ctypes.c_ulong(0),
+    result = _prctl(
+        libc.c_int(PR_CAP_AMBIENT), libc.c_ulong(PR_CAP_AMBIENT_RAISE),
+        libc.c_ulong(cap), libc.c_ulong(0), libc.c_ulong(0),
     )
     _check(result, f"prctl(PR_CAP_AMBIENT_RAISE, {cap})")
 
 
 def ambient_clear_all() -> None:
-    result = _libc.prctl(
-        ctypes.c_int(PR_CAP_AMBIENT), ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL),
-        ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0),
+    result = _prctl(
+        libc.c_int(PR_CAP_AMBIENT), libc.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL),
+        libc.c_ulong(0), libc.c_ulong(0), libc.c_ulong(0),
     )
     _check(result, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)")
 
@@ -125,8 +130,8 @@ SECCOMP_FILTER_FLAG_SPEC_ALLOW = 4
 BPF_INSTRUCTION_SIZE = 8  # struct sock_filter
 
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+class _SockFprog(libc.Structure):
+    _fields_ = [("len", libc.c_ushort), ("filter", libc.c_void_p)]
 
 
 class BpfProgram:
@@ -139,14 +144,14 @@ class BpfProgram:
     def __init__(self, code: bytes) -> None:
         if not code or len(code) % BPF_INSTRUCTION_SIZE:
             raise ValueError(f"a BPF program is whole 8-byte instructions, not {len(code)} bytes")
-        self._code = ctypes.create_string_buffer(code, len(code))
-        self.fprog = _SockFprog(len(code) // BPF_INSTRUCTION_SIZE, ctypes.addressof(self._code))
+        self._code = libc.string_buffer(code)
+        self.fprog = _SockFprog(len(code) // BPF_INSTRUCTION_SIZE, libc.addressof(self._code))
 
 
 def seccomp_set_mode_filter(program: BpfProgram, flags: int) -> None:
     """seccomp(SECCOMP_SET_MODE_FILTER, flags, program): what libseccomp's load does."""
-    result = _libc.syscall(_SYS_SECCOMP, ctypes.c_uint(_SECCOMP_SET_MODE_FILTER),
-                           ctypes.c_uint(flags), ctypes.byref(program.fprog))
+    result = _syscall(_SYS_SECCOMP, libc.c_uint(_SECCOMP_SET_MODE_FILTER),
+                      libc.c_uint(flags), libc.byref(program.fprog))
     _check(result, "seccomp(SECCOMP_SET_MODE_FILTER)")
 
 
@@ -158,8 +163,8 @@ RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+class _OpenHow(libc.Structure):
+    _fields_ = [("flags", libc.c_uint64), ("mode", libc.c_uint64), ("resolve", libc.c_uint64)]
 
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
@@ -169,9 +174,9 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
     a container's /etc/passwd -> /host/file symlink cannot reach the host.
     """
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    fd = _libc.syscall(
-        _SYS_OPENAT2, ctypes.c_int(dirfd), os.fsencode(path), ctypes.byref(how),
-        ctypes.c_size_t(ctypes.sizeof(how)),
+    fd = _syscall(
+        _SYS_OPENAT2, libc.c_int(dirfd), os.fsencode(path), libc.byref(how),
+        libc.c_size_t(libc.sizeof(how)),
     )
     return _check(fd, f"openat2 {path}")
 
@@ -183,8 +188,8 @@ _IOPRIO_CLASS_SHIFT = 13
 
 def ioprio_set(ioprio_class: int, priority: int) -> None:
     value = (ioprio_class << _IOPRIO_CLASS_SHIFT) | priority
-    result = _libc.syscall(
-        _SYS_IOPRIO_SET, ctypes.c_int(_IOPRIO_WHO_PROCESS), ctypes.c_int(0), ctypes.c_int(value)
+    result = _syscall(
+        _SYS_IOPRIO_SET, libc.c_int(_IOPRIO_WHO_PROCESS), libc.c_int(0), libc.c_int(value)
     )
     _check(result, "ioprio_set")
 
@@ -208,28 +213,28 @@ MOUNT_ATTR_NOEXEC = 0x08
 
 
 def open_tree(dirfd: int, path: str, flags: int) -> int:
-    fd = _libc.syscall(_SYS_OPEN_TREE, ctypes.c_int(dirfd), os.fsencode(path),
-                       ctypes.c_uint(flags | os.O_CLOEXEC))
+    fd = _syscall(_SYS_OPEN_TREE, libc.c_int(dirfd), os.fsencode(path),
+                  libc.c_uint(flags | os.O_CLOEXEC))
     return _check(fd, "open_tree")
 
 
 def move_mount(from_fd: int, from_path: str, to_fd: int, to_path: str, flags: int) -> None:
-    result = _libc.syscall(_SYS_MOVE_MOUNT, ctypes.c_int(from_fd), os.fsencode(from_path),
-                           ctypes.c_int(to_fd), os.fsencode(to_path), ctypes.c_uint(flags))
+    result = _syscall(_SYS_MOVE_MOUNT, libc.c_int(from_fd), os.fsencode(from_path),
+                      libc.c_int(to_fd), os.fsencode(to_path), libc.c_uint(flags))
     _check(result, "move_mount")
 
 
 def fsmount_new(fs_type: str, attr_flags: int) -> int:
     """A new, detached instance of ``fs_type`` (fsopen, create, fsmount): an fd to its
     root that no path leads to."""
-    context = _check(_libc.syscall(_SYS_FSOPEN, os.fsencode(fs_type),
-                                   ctypes.c_uint(_FSOPEN_CLOEXEC)), f"fsopen {fs_type}")
+    context = _check(_syscall(_SYS_FSOPEN, os.fsencode(fs_type),
+                              libc.c_uint(_FSOPEN_CLOEXEC)), f"fsopen {fs_type}")
     try:
-        _check(_libc.syscall(_SYS_FSCONFIG, ctypes.c_int(context),
-                             ctypes.c_uint(_FSCONFIG_CMD_CREATE), None, None, ctypes.c_int(0)),
+        _check(_syscall(_SYS_FSCONFIG, libc.c_int(context),
+                        libc.c_uint(_FSCONFIG_CMD_CREATE), None, None, libc.c_int(0)),
                f"fsconfig {fs_type}")
-        return _check(_libc.syscall(_SYS_FSMOUNT, ctypes.c_int(context),
-                                    ctypes.c_uint(_FSMOUNT_CLOEXEC), ctypes.c_uint(attr_flags)),
+        return _check(_syscall(_SYS_FSMOUNT, libc.c_int(context),
+                               libc.c_uint(_FSMOUNT_CLOEXEC), libc.c_uint(attr_flags)),
                       f"fsmount {fs_type}")
     finally:
         os.close(context)
