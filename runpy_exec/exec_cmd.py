@@ -241,14 +241,13 @@ def _check_still_running(container: state.Container) -> None:
 
 
 def _resolve_plan(opts: GlobalOptions, req: ExecRequest, container: state.Container) -> ProcessPlan:
-    from runpy_exec import containerfs, resolve, validate
+    from runpy_exec import containerfs, resolve
     from runpy_exec.linux import capabilities
 
     root = f"/proc/{container.init_pid}/root"
     passwd = containerfs.read_container_file(root, "/etc/passwd")
     group = containerfs.read_container_file(root, "/etc/group")
-    container_process: dict[str, Any] = validate.check_process(
-        container.config.get("process") or {}, "config.json: process")
+    container_process = _container_process(container)
     if req.process_file:
         process = _load_process_file(req.process_file)
         return resolve.resolve_process_file(
@@ -256,6 +255,24 @@ def _resolve_plan(opts: GlobalOptions, req: ExecRequest, container: state.Contai
             capabilities.last_cap(), req)
     return resolve.resolve_exec(
         container_process, req, passwd, group, opts.net_raw, capabilities.last_cap())
+
+
+def _container_process(container: state.Container) -> dict[str, Any]:
+    """The container's config.json ``process``, checked as a process.json is.
+
+    pyrunc's create stored it already checked and cleaned by config.schema.json,
+    whose Process is process.schema.json's (tests/test_validate.py holds the
+    cleaned process to be its own check's result), so it is taken as stored:
+    checking it again would read and walk that 12 KB schema at every exec.
+    runc's containers, and a stored config without a process, are checked.
+    """
+    process = container.config.get("process")
+    if container.runtime == "pyrunc" and isinstance(process, dict):
+        return process
+    from runpy_exec import validate
+
+    checked: dict[str, Any] = validate.check_process(process or {}, "config.json: process")
+    return checked
 
 
 def _load_process_file(path: str) -> dict[str, Any]:

@@ -191,6 +191,17 @@ def test_valid_configs_are_accepted_and_cleaned_alike(document: Any) -> None:
     assert fast == reference
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(VALID_CONFIGS)
+def test_a_checked_configs_process_passes_the_process_check_unchanged(document: Any) -> None:
+    """exec takes the process of a config pyrunc's create checked without checking it
+    again (exec_cmd._container_process): that is sound only while the cleaned process
+    is what the process check would make of it."""
+    cleaned = CONFIG_VALIDATOR.validate(document)
+    if "process" in cleaned:
+        assert validate.validate_process(cleaned["process"]) == cleaned["process"]
+
+
 def test_generated_documents_include_accepted_and_rejected_ones() -> None:
     """Guards the agreement property against a generator that only makes junk."""
     outcomes: set[str] = set()
