@@ -27,7 +27,8 @@ def read_small_file(path: str, limit: int = MAX_JSON_BYTES) -> bytes:
     """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
     try:
-        mode = os.fstat(fd).st_mode
+        status = os.fstat(fd)
+        mode = status.st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
             if stat.S_ISDIR(mode):
                 raise OSError(errno.EISDIR, "is a directory", path)
@@ -35,7 +36,10 @@ def read_small_file(path: str, limit: int = MAX_JSON_BYTES) -> bytes:
         os.set_blocking(fd, True)
         chunks = []
         size = 0
-        while chunk := os.read(fd, min(1 << 20, limit + 1 - size)):
+        # A regular file's size asks for just enough: a 1 MiB read allocates
+        # (and maps, then unmaps) 1 MiB for a state.json of a few KiB.
+        want = status.st_size + 1 if stat.S_ISREG(mode) and status.st_size else 1 << 20
+        while chunk := os.read(fd, min(want, limit + 1 - size)):
             chunks.append(chunk)
             size += len(chunk)
             if size > limit:
