@@ -298,6 +298,18 @@ def test_sub_cgroups_are_listed_and_removed(paths: dict[str, str]) -> None:
         cgroups.sub_paths(paths, ("hugetlb",), "side")
 
 
+def test_destroy_never_removes_a_hierarchys_mount_root() -> None:
+    """A config whose cgroupsPath is "/" names the roots: delete must leave them be,
+    even where the hierarchy is reached through a symlink (/sys/fs/cgroup/cpu)."""
+    roots = cgroups.mountpoints()
+    cgroups.destroy(roots)  # would be EBUSY (or worse) were any root removed
+    assert all(os.path.isdir(root) for root in roots.values())
+    via_links = {name: f"/sys/fs/cgroup/{name}" for name in ("cpu", "cpuacct")
+                 if os.path.islink(f"/sys/fs/cgroup/{name}")}
+    cgroups.destroy(via_links)
+    assert all(os.path.isdir(link) for link in via_links.values())
+
+
 def test_destroy_waits_for_killed_tasks_to_leave(paths: dict[str, str]) -> None:
     cgroups.create(paths)
     child = Child()

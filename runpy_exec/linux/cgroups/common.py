@@ -179,7 +179,7 @@ def read(controller: str, directory: str, name: str) -> str:
 def _hierarchy_root(path: str) -> str:
     """The mount directory above ``path`` (the first ancestor that is a mount point)."""
     root = path
-    while not os.path.ismount(root) and root != "/":
+    while not _is_mount_root(root) and root != "/":
         root = os.path.dirname(root)
     return root
 
@@ -370,7 +370,7 @@ def destroy(paths: Mapping[str, str], timeout: float = 2.0) -> None:
     deadline = time.monotonic() + timeout
     first_error: CgroupError | None = None
     for controller, path in paths.items():
-        if os.path.ismount(path):
+        if _is_mount_root(path):
             continue
         delay = 0.005
         while True:
@@ -390,8 +390,35 @@ def destroy(paths: Mapping[str, str], timeout: float = 2.0) -> None:
         raise first_error
 
 
+def _is_mount_root(path: str) -> bool:
+    """Whether ``path`` is where a hierarchy is mounted: on another device than the
+    directory that holds it, or that directory itself ("/").
+
+    os.path.ismount does the same after resolving every component of the
+    parent's path: ~9 lstat calls a hierarchy, at every create and delete.
+    """
+    try:
+        here = os.stat(path)
+        parent = os.stat(posixpath.dirname(path))
+    except OSError:  # as os.path.ismount: what cannot be looked at is not a mount
+        return False
+    return here.st_dev != parent.st_dev or here.st_ino == parent.st_ino
+
+
 def _rmdir_tree(top: str) -> None:
-    """rmdir ``top`` and every cgroup below it, deepest first; a missing one is fine."""
+    """rmdir ``top`` and every cgroup below it, deepest first; a missing one is fine.
+
+    A container's cgroup rarely has sub-cgroups, so it is removed at once when
+    it can be; only a refusal (EBUSY: children, or tasks still exiting) walks it.
+    """
+    try:
+        os.rmdir(top)
+        return
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        if err.errno != errno.EBUSY:
+            raise
     for directory, _, _ in os.walk(top, topdown=False):
         try:
             os.rmdir(directory)
