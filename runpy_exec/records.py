@@ -14,6 +14,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NamedTuple as NamedTuple
 else:
+    # The C descriptor collections.namedtuple gives each field: a field read is
+    # one C call, not a Python function's (the child reads the plan's often).
+    from _collections import _tuplegetter
+
 
     class NamedTuple(tuple):  # noqa: SLOT001 - subclasses get __slots__ = () below
         __slots__ = ()
@@ -27,7 +31,7 @@ else:
                                    if name in cls.__dict__}
             cls._fields = fields
             for index, name in enumerate(fields):
-                setattr(cls, name, property(_item(index), doc=f"Alias for field {index}"))
+                setattr(cls, name, _tuplegetter(index, f"Alias for field number {index}"))
 
         def __new__(cls, *args: object, **kwargs: object) -> NamedTuple:
             fields = cls._fields
@@ -60,6 +64,3 @@ else:
 
         def _replace(self, **changes: object) -> NamedTuple:
             return type(self)(**{**self._asdict(), **changes})
-
-    def _item(index: int):  # type: ignore[no-untyped-def]
-        return lambda self: tuple.__getitem__(self, index)
