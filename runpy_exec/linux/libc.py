@@ -36,29 +36,19 @@ else:
     Array = _ctypes.Array
     Structure = _ctypes.Structure
 
-    class c_char(_ctypes._SimpleCData):  # noqa: N801 - the ctypes names, on purpose
-        _type_ = "c"
+    def _c_type(name: str, code: str) -> type:
+        """A C scalar type as ctypes declares it: ``_SimpleCData`` and a struct code."""
+        return type(name, (_ctypes._SimpleCData,), {"_type_": code, "__module__": __name__})
 
-    class c_ushort(_ctypes._SimpleCData):  # noqa: N801
-        _type_ = "H"
-
-    class c_int(_ctypes._SimpleCData):  # noqa: N801
-        _type_ = "i"
-
-    class c_uint(_ctypes._SimpleCData):  # noqa: N801
-        _type_ = "I"
-
-    class c_long(_ctypes._SimpleCData):  # noqa: N801
-        _type_ = "l"
-
-    class c_ulong(_ctypes._SimpleCData):  # noqa: N801
-        _type_ = "L"
-
-    class c_void_p(_ctypes._SimpleCData):  # noqa: N801
-        _type_ = "P"
-
+    c_char = _c_type("c_char", "c")
+    c_ushort = _c_type("c_ushort", "H")
+    c_int = _c_type("c_int", "i")
+    c_uint = _c_type("c_uint", "I")
+    c_long = _c_type("c_long", "l")
+    c_ulong = _c_type("c_ulong", "L")
+    c_void_p = _c_type("c_void_p", "P")
     c_uint32 = c_uint
-    c_uint64 = c_ulong  # Linux on 64-bit machines, as ctypes has it there
+    c_uint64 = _c_type("c_uint64", "Q")
 
 c_size_t = c_ulong
 
