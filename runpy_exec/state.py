@@ -239,12 +239,10 @@ def load(root: str, container_id: str) -> Container:
     A directory without a usable state.json raises :class:`BrokenState`, never
     "does not exist": the id is taken until ``delete --force`` frees it.
     """
-    from runpy_exec.readfile import read_small_file
-
     state_dir = container_dir(root, container_id)
     path = os.path.join(state_dir, STATE_FILE)
     try:
-        raw = read_small_file(path)
+        raw = json.read_small_file(path)
     except FileNotFoundError:
         if not os.path.isdir(state_dir):
             raise PyruncError(f"container {container_id!r} does not exist") from None
@@ -362,10 +360,8 @@ def _read_bundle_config(bundle: str) -> dict[str, Any]:
     """runc validated this config.json when it created the container; its process is re-checked
     by the caller against the process schema before use."""
     path = os.path.join(bundle, "config.json")
-    from runpy_exec.readfile import read_small_file
-
     try:
-        config = json.loads(read_small_file(path))
+        config = json.loads(json.read_small_file(path))
     except (OSError, ValueError, RecursionError) as err:
         raise PyruncError(f"{path}: {getattr(err, 'strerror', None) or err}") from None
     if not isinstance(config, dict):

@@ -86,9 +86,9 @@ def format_violation(name: str, loc: Loc, msg: str) -> str:
 def read_json(path: str, exit_code: int = 1) -> Any:
     """Parse a user's JSON file, turning every failure into a one-line error.
 
-    Only regular files and pipes of at most readfile.MAX_JSON_BYTES are read.
+    Only regular files and pipes of at most jsonio.MAX_JSON_BYTES are read.
     """
-    from runpy_exec.readfile import read_small_file
+    from runpy_exec.jsonio import read_small_file
 
     try:
         raw = read_small_file(path)
