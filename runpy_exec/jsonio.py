@@ -38,6 +38,11 @@ MAX_JSON_BYTES = 16 << 20
 def read_small_file(path: str, limit: int = MAX_JSON_BYTES) -> bytes:
     """The file's bytes; an OSError (with strerror) for anything else.
 
+    A config.json, a ``--process`` file or a state.json may be ``/dev/zero``,
+    a FIFO nobody writes, a directory or a file of gigabytes: reading such a
+    path whole would hang pyrunc or eat the host's memory, so only regular
+    files and pipes are read, never more than ``limit`` bytes.  Pipes stay
+    allowed because runc reads ``-p /dev/stdin`` and ``-p <(...)`` too.
     Opened non-blocking so that a FIFO without a writer cannot hang the open;
     a device, socket or directory is refused before a byte is read.
     """

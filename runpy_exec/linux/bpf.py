@@ -30,15 +30,13 @@ _PROG_QUERY = 16
 _SYSCALL_NUMBERS = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351, "riscv64": 280}
 _ATTR_SIZE = 128  # larger than every attr used here; the kernel wants the rest zero
 
-_syscall = libc.function("syscall", libc.c_long)
-
 
 def _bpf(command: int, name: str, attr: libc.Array[libc.c_char]) -> int:
     try:
         number = _SYSCALL_NUMBERS[os.uname().machine]
     except KeyError:
         raise OSError(0, f"bpf {name}: unknown syscall number on {os.uname().machine}") from None
-    result = _syscall(libc.c_long(number), libc.c_int(command), attr, libc.c_uint(len(attr)))
+    result = libc.syscall(libc.c_long(number), libc.c_int(command), attr, libc.c_uint(len(attr)))
     if result < 0:
         err = libc.get_errno()
         raise OSError(err, f"bpf {name}: {os.strerror(err)}")

@@ -93,6 +93,10 @@ def function_holding_gil(name: str, restype: Any = c_int) -> Any:
     return found
 
 
+# syscall(2), the one libc function every syscall wrapper shares: looked up once.
+syscall = function("syscall", c_long)
+
+
 def string_buffer(data: bytes, size: int | None = None) -> Array[c_char]:
     """A writable C copy of ``data``, ``size`` bytes long (zero-padded)."""
     buffer: Array[c_char] = (c_char * (len(data) if size is None else size))()

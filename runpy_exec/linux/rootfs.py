@@ -81,7 +81,6 @@ _IPC_SYSCTLS = frozenset(
 )
 
 _statfs = libc.function("statfs")
-_syscall = libc.function("syscall", libc.c_long)
 
 
 class Device(NamedTuple):
@@ -772,7 +771,7 @@ def _set_rec_attr(ctx: _Context, m: Mount, dest: str) -> None:
     try:
         attr = _MountAttr(m.options.attr_set, m.options.attr_clr, 0, 0)
         flags = libc.c_uint(_AT_EMPTY_PATH | _AT_RECURSIVE)
-        result = _syscall(
+        result = libc.syscall(
             _SYS_MOUNT_SETATTR,
             libc.c_int(fd),
             b"",

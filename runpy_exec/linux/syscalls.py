@@ -10,7 +10,6 @@ import os
 
 from runpy_exec.linux import libc
 
-_syscall = libc.function("syscall", libc.c_long)
 _unshare = libc.function("unshare")
 _mount = libc.function("mount")
 _umount2 = libc.function("umount2")
@@ -71,7 +70,7 @@ def _check(result: int, call: str) -> int:
 
 
 def setns(fd: int, nstype: int = 0) -> None:
-    _check(_syscall(_SYS_SETNS, libc.c_int(fd), libc.c_int(nstype)), "setns")
+    _check(libc.syscall(_SYS_SETNS, libc.c_int(fd), libc.c_int(nstype)), "setns")
 
 
 def unshare(flags: int) -> None:
@@ -95,12 +94,12 @@ def umount2(target: str, flags: int = 0) -> None:
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    result = _syscall(_SYS_PIVOT_ROOT, os.fsencode(new_root), os.fsencode(put_old))
+    result = libc.syscall(_SYS_PIVOT_ROOT, os.fsencode(new_root), os.fsencode(put_old))
     _check(result, "pivot_root")
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
-    result = _syscall(
+    result = libc.syscall(
         _SYS_CLOSE_RANGE, libc.c_uint(first), libc.c_uint(last), libc.c_uint(flags)
     )
     _check(result, "close_range")
@@ -150,8 +149,8 @@ class BpfProgram:
 
 def seccomp_set_mode_filter(program: BpfProgram, flags: int) -> None:
     """seccomp(SECCOMP_SET_MODE_FILTER, flags, program): what libseccomp's load does."""
-    result = _syscall(_SYS_SECCOMP, libc.c_uint(_SECCOMP_SET_MODE_FILTER),
-                      libc.c_uint(flags), libc.byref(program.fprog))
+    result = libc.syscall(_SYS_SECCOMP, libc.c_uint(_SECCOMP_SET_MODE_FILTER),
+                          libc.c_uint(flags), libc.byref(program.fprog))
     _check(result, "seccomp(SECCOMP_SET_MODE_FILTER)")
 
 
@@ -174,7 +173,7 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
     a container's /etc/passwd -> /host/file symlink cannot reach the host.
     """
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    fd = _syscall(
+    fd = libc.syscall(
         _SYS_OPENAT2, libc.c_int(dirfd), os.fsencode(path), libc.byref(how),
         libc.c_size_t(libc.sizeof(how)),
     )
@@ -188,7 +187,7 @@ _IOPRIO_CLASS_SHIFT = 13
 
 def ioprio_set(ioprio_class: int, priority: int) -> None:
     value = (ioprio_class << _IOPRIO_CLASS_SHIFT) | priority
-    result = _syscall(
+    result = libc.syscall(
         _SYS_IOPRIO_SET, libc.c_int(_IOPRIO_WHO_PROCESS), libc.c_int(0), libc.c_int(value)
     )
     _check(result, "ioprio_set")
@@ -213,28 +212,28 @@ MOUNT_ATTR_NOEXEC = 0x08
 
 
 def open_tree(dirfd: int, path: str, flags: int) -> int:
-    fd = _syscall(_SYS_OPEN_TREE, libc.c_int(dirfd), os.fsencode(path),
-                  libc.c_uint(flags | os.O_CLOEXEC))
+    fd = libc.syscall(_SYS_OPEN_TREE, libc.c_int(dirfd), os.fsencode(path),
+                      libc.c_uint(flags | os.O_CLOEXEC))
     return _check(fd, "open_tree")
 
 
 def move_mount(from_fd: int, from_path: str, to_fd: int, to_path: str, flags: int) -> None:
-    result = _syscall(_SYS_MOVE_MOUNT, libc.c_int(from_fd), os.fsencode(from_path),
-                      libc.c_int(to_fd), os.fsencode(to_path), libc.c_uint(flags))
+    result = libc.syscall(_SYS_MOVE_MOUNT, libc.c_int(from_fd), os.fsencode(from_path),
+                          libc.c_int(to_fd), os.fsencode(to_path), libc.c_uint(flags))
     _check(result, "move_mount")
 
 
 def fsmount_new(fs_type: str, attr_flags: int) -> int:
     """A new, detached instance of ``fs_type`` (fsopen, create, fsmount): an fd to its
     root that no path leads to."""
-    context = _check(_syscall(_SYS_FSOPEN, os.fsencode(fs_type),
-                              libc.c_uint(_FSOPEN_CLOEXEC)), f"fsopen {fs_type}")
+    context = _check(libc.syscall(_SYS_FSOPEN, os.fsencode(fs_type),
+                                  libc.c_uint(_FSOPEN_CLOEXEC)), f"fsopen {fs_type}")
     try:
-        _check(_syscall(_SYS_FSCONFIG, libc.c_int(context),
-                        libc.c_uint(_FSCONFIG_CMD_CREATE), None, None, libc.c_int(0)),
+        _check(libc.syscall(_SYS_FSCONFIG, libc.c_int(context),
+                            libc.c_uint(_FSCONFIG_CMD_CREATE), None, None, libc.c_int(0)),
                f"fsconfig {fs_type}")
-        return _check(_syscall(_SYS_FSMOUNT, libc.c_int(context),
-                               libc.c_uint(_FSMOUNT_CLOEXEC), libc.c_uint(attr_flags)),
+        return _check(libc.syscall(_SYS_FSMOUNT, libc.c_int(context),
+                                   libc.c_uint(_FSMOUNT_CLOEXEC), libc.c_uint(attr_flags)),
                       f"fsmount {fs_type}")
     finally:
         os.close(context)
