@@ -167,9 +167,19 @@ def start(opts: GlobalOptions, container_id: str) -> None:
         if status != "created":
             raise PyruncError("cannot start an already running container")
         _release_init(container)
-    from runpy_exec import hooks
+    _run_hooks(container, "poststart", "running")
 
-    hooks.run_hooks(container, "poststart", oci_state(container, "running"), fatal=False)
+
+def _run_hooks(container: store.Container, point: str, status: str) -> None:
+    """Run the bundle's poststart or poststop hooks; a failure is only a warning.
+
+    ``hooks`` (and the state it is handed) is imported only when there is a
+    hook to run: start and delete run for every container, and few have hooks.
+    """
+    if ((container.config or {}).get("hooks") or {}).get(point):
+        from runpy_exec import hooks
+
+        hooks.run_hooks(container, point, oci_state(container, status), fatal=False)
 
 
 def _release_init(container: store.Container) -> None:
@@ -239,7 +249,6 @@ def delete(opts: GlobalOptions, container_id: str, force: bool) -> None:
 
 def destroy(container: store.Container, status: str) -> None:
     """Kill what is left, remove cgroups and state, then run poststop hooks."""
-    from runpy_exec import hooks
     from runpy_exec.linux import cgroups
 
     if container.runtime != "pyrunc":
@@ -264,7 +273,7 @@ def destroy(container: store.Container, status: str) -> None:
     with store.locked(container.state_dir):
         _remove_files(container.state_dir)
     os.rmdir(container.state_dir)
-    hooks.run_hooks(container, "poststop", oci_state(container, "stopped"), fatal=False)
+    _run_hooks(container, "poststop", "stopped")
 
 
 def _remove_broken(broken: store.BrokenState) -> None:

@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -542,6 +543,39 @@ def test_hooks_get_the_state_on_stdin(pyrunc: Runtime, bundle: Path, tmp_path: P
     state = seen("poststop")
     assert (state["id"], state["status"], state["bundle"]) == (container_id, "stopped",
                                                                str(bundle))
+
+
+def _imports_of(rt: Runtime, *args: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-X", "importtime", rt.binary, "--root",
+                           str(rt.root), *args], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    return {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+
+
+def test_start_and_delete_import_hooks_only_for_a_bundle_with_hooks(
+        pyrunc: Runtime, bundle: Path, tmp_path: Path) -> None:
+    """start and delete run for every container; hooks (and what running one
+    needs) is loaded only when the bundle has a hook for that point."""
+    container_id = new_id()
+    pyrunc.run_detached("create", "--bundle", str(bundle), container_id)
+    try:
+        started = _imports_of(pyrunc, "start", container_id)
+        assert "runpy_exec.lifecycle" in started and "runpy_exec.hooks" not in started
+        pyrunc("kill", container_id, "KILL", check=True)
+        wait_until(lambda: pyrunc.state(container_id)["status"] == "stopped", "the init's end")
+        deleted = _imports_of(pyrunc, "delete", container_id)
+        assert "runpy_exec.lifecycle" in deleted and "runpy_exec.hooks" not in deleted
+    finally:
+        pyrunc("delete", "--force", container_id)
+    marker = tmp_path / "poststop"
+    edit_config(bundle, lambda c: c.update(hooks={"poststop": [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"cat > {marker}"]}]}))
+    container_id = new_id()
+    pyrunc.run_detached("create", "--bundle", str(bundle), container_id)
+    assert "runpy_exec.hooks" in _imports_of(pyrunc, "delete", "--force", container_id)
+    assert json.loads(marker.read_text())["id"] == container_id
 
 
 def test_a_create_killed_midway_leaves_no_process(pyrunc: Runtime, bundle: Path,
