@@ -114,7 +114,8 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
     _check_namespaces_unique(spec.get("linux") or {})
     _check_user_namespace(spec.get("linux") or {})
     plan = _resolve_plan(opts, process, rootfs_dir)
-    seccomp_filter = process_setup.prepare_seccomp(spec)
+    seccomp_filter = process_setup.prepare_seccomp(
+        spec, cache_dir=os.path.join(opts.root, store.SECCOMP_CACHE))
     _load_what_the_children_need(spec)
     console_socket = console.connect(req.console_socket) if req.console_socket else None
     pidfd_sock = _connect_pidfd_socket(req.pidfd_socket, console_socket)

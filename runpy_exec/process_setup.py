@@ -95,13 +95,16 @@ class ChildError(Exception):
         self.errno = errno
 
 
-def prepare_seccomp(spec: dict[str, Any], state_dir: str | None = None) -> Any:
+def prepare_seccomp(spec: dict[str, Any], state_dir: str | None = None,
+                    cache_dir: str | None = None) -> Any:
     """Build the container's seccomp filter before fork (create and exec alike),
-    or None without a profile; pyseccomp is imported only when there is one.
+    or None without a profile; pyseccomp is imported only to compile one.
 
     exec passes the container's state directory: the BPF program create kept
     there is loaded as it is, and the profile is compiled again only for a
     container without one (one with a user-space listener, or made by runc).
+    create passes the cache of programs compiled for earlier containers
+    (see ``seccomp.compiled``).
     """
     profile = (spec.get("linux") or {}).get("seccomp")
     if not profile:
@@ -112,6 +115,8 @@ def prepare_seccomp(spec: dict[str, Any], state_dir: str | None = None) -> Any:
         code = seccomp.kept_program(state_dir) if state_dir is not None else None
         if code is not None:
             return seccomp.from_program(code, profile)
+        if cache_dir is not None:
+            return seccomp.compiled(profile, cache_dir)
         return seccomp.prepare(profile)
     except (OSError, ValueError) as err:
         raise PyruncError(f"config.json: linux.seccomp: {err}") from None

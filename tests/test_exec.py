@@ -484,6 +484,41 @@ _SECCOMP_PROBE = ("mkdir /tmp/probe 2>&1; echo status $?; "
                   "grep -E '^(Seccomp|Seccomp_filters|NoNewPrivs):' /proc/self/status")
 
 
+def test_a_second_create_with_a_profile_takes_its_program_from_the_cache(
+        pyrunc: Runtime, runc: Runtime, bundle: Path, tmp_path: Path) -> None:
+    """Engines give every container one profile: the first create compiles it, the
+    next finds the program in the root's cache and imports no pyseccomp; its init
+    runs under the filter, and the process is filtered as runc's is."""
+    edit_config(bundle, _deny_mkdir)
+    with running(pyrunc, bundle):
+        pass
+    cache = pyrunc.root / ".seccomp@cache"
+    assert len(list(cache.glob("*.bpf"))) == 1
+    container_id = f"s{os.getpid()}"
+    imports = tmp_path / "imports"
+    with imports.open("w") as err:
+        created = subprocess.run(
+            [sys.executable, "-X", "importtime", pyrunc.binary, "--root", str(pyrunc.root),
+             "create", "--bundle", str(bundle), container_id], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=err, timeout=60)
+    try:
+        assert created.returncode == 0, imports.read_text()
+        imported = {line.rsplit("|", 1)[1].strip() for line in imports.read_text().splitlines()
+                    if line.startswith("import time:") and "|" in line}
+        assert "runpy_exec.linux.seccomp" in imported and "pyseccomp" not in imported
+        assert len(list(cache.glob("*.bpf"))) == 1
+        pyrunc("start", container_id, check=True)
+        init = pyrunc.state(container_id)["pid"]
+        fields = status_fields(Path(f"/proc/{init}/status").read_text())
+        assert (fields["Seccomp"], fields["Seccomp_filters"]) == ("2", "1")
+        with running(runc, bundle) as theirs:
+            expected = runc("exec", theirs, "sh", "-c", _SECCOMP_PROBE)
+        done = pyrunc("exec", container_id, "sh", "-c", _SECCOMP_PROBE)
+        assert (done.returncode, done.stdout) == (expected.returncode, expected.stdout)
+    finally:
+        pyrunc("delete", "--force", container_id)
+
+
 def test_exec_loads_the_seccomp_program_create_kept(pyrunc: Runtime, runc: Runtime,
                                                     bundle: Path) -> None:
     """create keeps the compiled filter; exec loads it without pyseccomp (whose import

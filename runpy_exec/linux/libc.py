@@ -17,6 +17,7 @@ the caller's (:mod:`.syscalls`, :mod:`.clone3`, :mod:`.rootfs`, :mod:`.bpf`).
 from __future__ import annotations
 
 import _ctypes
+import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -82,6 +83,15 @@ class _PythonAPIFunction(_ctypes.CFuncPtr):
 def function(name: str, restype: Any = c_int) -> Any:
     """libc's (or the interpreter's) ``name``; returns ``restype``, C int by default."""
     found = _CFunction((name, _RunningProgram))  # type: ignore[arg-type]  # has _handle
+    found.restype = restype
+    return found
+
+
+def library_function(soname: str, name: str, restype: Any = c_int) -> Any:
+    """``name`` from the shared library ``soname``, loaded as ``ctypes.CDLL(soname)``
+    loads it; OSError when the library is not there."""
+    library = type("_Library", (), {"_handle": _ctypes.dlopen(soname, os.RTLD_NOW)})
+    found = _CFunction((name, library))  # type: ignore[arg-type]  # has _handle
     found.restype = restype
     return found
 

@@ -146,6 +146,10 @@ class BpfProgram:
         self._code = libc.string_buffer(code)
         self.fprog = _SockFprog(len(code) // BPF_INSTRUCTION_SIZE, libc.addressof(self._code))
 
+    @property
+    def code(self) -> bytes:
+        return self._code.raw
+
 
 def seccomp_set_mode_filter(program: BpfProgram, flags: int) -> None:
     """seccomp(SECCOMP_SET_MODE_FILTER, flags, program): what libseccomp's load does."""
