@@ -23,7 +23,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from runpy_exec import OCI_VERSION, __version__, log
 from runpy_exec.errors import PyruncError
-from runpy_exec.requests import CreateRequest, ExecRequest, GlobalOptions
+from runpy_exec.requests import CreateRequest, ExecRequest, GlobalOptions, UpdateRequest
 
 PROG = "pyrunc"
 TAGLINE = "Open Container Initiative runtime"
@@ -652,12 +652,10 @@ hooks, mount options, namespaces, capabilities, cgroup versions, seccomp
 actions, operators, architectures and flags, and the LSMs this pyrunc can
 use on this host.  Engines read it to decide what to ask for.""",
 )
-def features() -> None:
-    import json
-
+def features(ctx: typer.Context) -> None:
     from runpy_exec import features as feats
 
-    typer.echo(json.dumps(feats.features(), indent=4))
+    feats.print_features(_opts(ctx))
 
 
 def _flag(help_text: str, hidden: bool = False) -> Any:
@@ -705,42 +703,14 @@ def update(
 ) -> None:
     from runpy_exec import update as upd
 
-    if resources is not None:
-        r = upd.read_resources(resources)
-    else:
-        r = {"memory": {}, "cpu": {}, "blockIO": {}, "pids": {}}
-        weight = upd.parse_int("--blkio-weight", blkio_weight or "0", True)
-        if weight:
-            r["blockIO"]["weight"] = weight  # 0 is runc's "unchanged"
-        if cpuset_cpus:
-            r["cpu"]["cpus"] = cpuset_cpus
-        if cpuset_mems:
-            r["cpu"]["mems"] = cpuset_mems
-        if cpu_idle is not None:
-            r["cpu"]["idle"] = upd.parse_int("--cpu-idle", cpu_idle, False)
-        for flag, key, value, unsigned in (
-            ("--cpu-burst", "burst", cpu_burst, True),
-            ("--cpu-period", "period", cpu_period, True),
-            ("--cpu-rt-period", "realtimePeriod", cpu_rt_period, True),
-            ("--cpu-share", "shares", cpu_share, True),
-            ("--cpu-quota", "quota", cpu_quota, False),
-            ("--cpu-rt-runtime", "realtimeRuntime", cpu_rt_runtime, False),
-        ):
-            if value is not None:
-                r["cpu"][key] = upd.parse_int(flag, value, unsigned)
-        for flag, key, value in (
-            ("--memory", "limit", memory),
-            ("--memory-swap", "swap", memory_swap),
-            ("--kernel-memory", "kernel", kernel_memory),
-            ("--kernel-memory-tcp", "kernelTCP", kernel_memory_tcp),
-            ("--memory-reservation", "reservation", memory_reservation),
-        ):
-            if value is not None:
-                r["memory"][key] = upd.parse_ram(flag, value)
-        if pids_limit is not None:
-            r["pids"]["limit"] = upd.parse_int("--pids-limit", pids_limit, False)
-    rdt = {"--l3-cache-schema": l3_cache_schema or "", "--mem-bw-schema": mem_bw_schema or ""}
-    upd.update(_opts(ctx).root, container_id, r, rdt)
+    upd.update_command(_opts(ctx), UpdateRequest(
+        container_id=container_id, resources=resources, blkio_weight=blkio_weight,
+        cpu_period=cpu_period, cpu_quota=cpu_quota, cpu_burst=cpu_burst, cpu_share=cpu_share,
+        cpu_rt_period=cpu_rt_period, cpu_rt_runtime=cpu_rt_runtime, cpuset_cpus=cpuset_cpus,
+        cpuset_mems=cpuset_mems, cpu_idle=cpu_idle, kernel_memory=kernel_memory,
+        kernel_memory_tcp=kernel_memory_tcp, memory=memory,
+        memory_reservation=memory_reservation, memory_swap=memory_swap,
+        pids_limit=pids_limit, l3_cache_schema=l3_cache_schema, mem_bw_schema=mem_bw_schema))
 
 
 @app.command(

@@ -18,7 +18,7 @@ positional arguments, and the function that runs it.
 
 from __future__ import annotations
 
-from runpy_exec.requests import CreateRequest, ExecRequest, GlobalOptions
+from runpy_exec.requests import CreateRequest, ExecRequest, GlobalOptions, UpdateRequest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -95,6 +95,14 @@ RUN_FLAGS: Table = {
     "--keep": ("keep", FLAG),
 }
 
+# update's limits are strings, each parsed by update.py as runc parses it: one
+# --flag for each field of UpdateRequest after the container id and --resources.
+UPDATE_FLAGS: Table = {
+    "--resources": ("resources", VALUE),
+    "-r": ("resources", VALUE),
+    **{"--" + field.replace("_", "-"): (field, VALUE) for field in UpdateRequest._fields[2:]},
+}
+
 _FORMAT: Table = {"--format": ("fmt", VALUE), "-f": ("fmt", VALUE)}
 
 # Values the Typer app restricts to a fixed set; anything else is its error to report.
@@ -122,7 +130,7 @@ class Command:
     def __init__(self, run: str, flags: Table | None = None, positionals: tuple[str, ...] = (),
                  *, args: tuple[str, ...] = (), optional: tuple[str, ...] = (),
                  rest: str | None = None,
-                 request: type[CreateRequest] | type[ExecRequest] | None = None,
+                 request: type[CreateRequest | ExecRequest | UpdateRequest] | None = None,
                  defaults: dict[str, object] | None = None) -> None:
         self.run = run
         self.args = args
@@ -156,6 +164,8 @@ COMMANDS: dict[str, Command] = {
                   args=("container_id", "fmt", "ps_args")),
     "pause": Command("lifecycle:pause", {}, _ID, args=_ID),
     "resume": Command("lifecycle:resume", {}, _ID, args=_ID),
+    "update": Command("update:update_command", UPDATE_FLAGS, _ID, request=UpdateRequest),
+    "features": Command("features:print_features"),
     # Not an engine's: a person waits for it to start.
     "attach": Command("sessions.client:attach_command", {"--detach-keys": ("detach_keys", VALUE),
                                                          "--no-replay": ("no_replay", FLAG)},

@@ -12,13 +12,19 @@ feature that is not there is left out or reported false, never promised.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import platform
-from typing import Any
+import sys
 
 from runpy_exec import OCI_VERSION, __version__
+
+# Engines run features as they start (docker, containerd's CRI plugin): ctypes,
+# platform, json and typing stay out; pyseccomp comes in for the seccomp lists.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from runpy_exec.requests import GlobalOptions
 
 HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart",
          "poststop"]
@@ -40,25 +46,14 @@ def _kernel_accepts_filter_flag(flag: int) -> bool:
 
     The probe installs nothing (the program pointer is NULL).
     """
-    number = _SYS_SECCOMP.get(platform.machine())
+    from runpy_exec.linux import libc
+
+    number = _SYS_SECCOMP.get(os.uname().machine)
     if number is None:
         return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    result = libc.syscall(number, _SECCOMP_SET_MODE_FILTER, flag, None)
-    return result == -1 and ctypes.get_errno() == errno.EFAULT
-
-
-def _libseccomp_version() -> str:
-    import pyseccomp
-
-    class _Version(ctypes.Structure):
-        _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint),
-                    ("micro", ctypes.c_uint)]
-
-    lib = pyseccomp._libseccomp
-    lib.seccomp_version.restype = ctypes.POINTER(_Version)
-    version = lib.seccomp_version().contents
-    return f"{version.major}.{version.minor}.{version.micro}"
+    result = libc.syscall(number, libc.c_uint(_SECCOMP_SET_MODE_FILTER), libc.c_uint(flag),
+                          libc.c_void_p(None))
+    return result == -1 and libc.get_errno() == errno.EFAULT
 
 
 def seccomp_features() -> tuple[dict[str, Any], str] | None:
@@ -90,7 +85,9 @@ def seccomp_features() -> tuple[dict[str, Any], str] | None:
         "knownFlags": known_flags,
         "supportedFlags": supported,
     }
-    return section, _libseccomp_version()
+    version = seccomp.libseccomp_version()
+    assert version is not None  # pyseccomp loaded it
+    return section, version
 
 
 def _cgroup_versions() -> tuple[bool, bool]:
@@ -122,6 +119,13 @@ def _own_bounding_set() -> int:
             if line.startswith("CapBnd:"):
                 return int(line.split()[1], 16)
     return 0
+
+
+def print_features(opts: GlobalOptions) -> None:
+    """``pyrunc features``: the document as JSON, indented as runc prints it."""
+    from runpy_exec import jsonio
+
+    sys.stdout.write(jsonio.dumps(features(), indent="    ") + "\n")
 
 
 def features() -> dict[str, Any]:

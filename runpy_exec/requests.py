@@ -60,3 +60,30 @@ class CreateRequest(NamedTuple):
     no_new_keyring: bool = False
     preserve_fds: int = 0
     pidfd_socket: str | None = None
+
+
+class UpdateRequest(NamedTuple):
+    """``update``'s options as given, each a string that ``update`` parses as runc
+    does (sizes with units, -1 for unlimited); ``resources`` is a linux.resources
+    JSON file, or "-" for stdin, and then the other limits are ignored."""
+
+    container_id: str
+    resources: str | None = None
+    blkio_weight: str | None = None
+    cpu_period: str | None = None
+    cpu_quota: str | None = None
+    cpu_burst: str | None = None
+    cpu_share: str | None = None
+    cpu_rt_period: str | None = None
+    cpu_rt_runtime: str | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    cpu_idle: str | None = None
+    kernel_memory: str | None = None
+    kernel_memory_tcp: str | None = None
+    memory: str | None = None
+    memory_reservation: str | None = None
+    memory_swap: str | None = None
+    pids_limit: str | None = None
+    l3_cache_schema: str | None = None
+    mem_bw_schema: str | None = None

@@ -11,15 +11,20 @@ the error says so: a container is never left half updated.
 
 from __future__ import annotations
 
-import copy
-import json
-import re
 import sys
-from collections.abc import Mapping
-from typing import Any
 
+from runpy_exec import jsonio as json
 from runpy_exec import state as store
 from runpy_exec.errors import PyruncError
+
+# Engines call update with --resources (containerd, on every in-place resize):
+# re (for the sizes of the flags), copy, json and typing stay off that path.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from runpy_exec.requests import GlobalOptions, UpdateRequest
 
 INT64_MAX = 2**63 - 1
 UINT64_MAX = 2**64 - 1
@@ -45,15 +50,61 @@ _DEVICE_LISTS = (
 )  # fmt: skip
 
 # docker's units.RAMInBytes: binary multiples, "50M", "1.5g", "64KiB", "10 mb".
-_RAM = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$", re.IGNORECASE)
+_RAM = r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$"
 _RAM_UNITS = {None: 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50}
+
+
+def update_command(opts: GlobalOptions, req: UpdateRequest) -> None:
+    """``pyrunc update``: the limits of ``--resources``, or else of the flags."""
+    r = read_resources(req.resources) if req.resources is not None else _from_flags(req)
+    rdt = {"--l3-cache-schema": req.l3_cache_schema or "",
+           "--mem-bw-schema": req.mem_bw_schema or ""}
+    update(opts.root, req.container_id, r, rdt)
+
+
+def _from_flags(req: UpdateRequest) -> dict[str, Any]:
+    """linux.resources from runc's update flags, each parsed as runc parses it."""
+    r: dict[str, Any] = {"memory": {}, "cpu": {}, "blockIO": {}, "pids": {}}
+    weight = parse_int("--blkio-weight", req.blkio_weight or "0", True)
+    if weight:
+        r["blockIO"]["weight"] = weight  # 0 is runc's "unchanged"
+    if req.cpuset_cpus:
+        r["cpu"]["cpus"] = req.cpuset_cpus
+    if req.cpuset_mems:
+        r["cpu"]["mems"] = req.cpuset_mems
+    if req.cpu_idle is not None:
+        r["cpu"]["idle"] = parse_int("--cpu-idle", req.cpu_idle, False)
+    for flag, key, value, unsigned in (
+        ("--cpu-burst", "burst", req.cpu_burst, True),
+        ("--cpu-period", "period", req.cpu_period, True),
+        ("--cpu-rt-period", "realtimePeriod", req.cpu_rt_period, True),
+        ("--cpu-share", "shares", req.cpu_share, True),
+        ("--cpu-quota", "quota", req.cpu_quota, False),
+        ("--cpu-rt-runtime", "realtimeRuntime", req.cpu_rt_runtime, False),
+    ):
+        if value is not None:
+            r["cpu"][key] = parse_int(flag, value, unsigned)
+    for flag, key, value in (
+        ("--memory", "limit", req.memory),
+        ("--memory-swap", "swap", req.memory_swap),
+        ("--kernel-memory", "kernel", req.kernel_memory),
+        ("--kernel-memory-tcp", "kernelTCP", req.kernel_memory_tcp),
+        ("--memory-reservation", "reservation", req.memory_reservation),
+    ):
+        if value is not None:
+            r["memory"][key] = parse_ram(flag, value)
+    if req.pids_limit is not None:
+        r["pids"]["limit"] = parse_int("--pids-limit", req.pids_limit, False)
+    return r
 
 
 def parse_ram(flag: str, value: str) -> int:
     """A byte count with an optional binary unit; "-1" is unlimited."""
+    import re
+
     if value == "-1":
         return -1
-    match = _RAM.match(value.strip())
+    match = re.match(_RAM, value.strip(), re.IGNORECASE)
     if not match:
         raise PyruncError(f"invalid value for {flag}: {value!r} is not a size like 64M")
     number = float(match.group(1)) * _RAM_UNITS[(match.group(2) or "").lower() or None]
@@ -174,7 +225,7 @@ def merge(old: Mapping[str, Any], r: Mapping[str, Any]) -> dict[str, Any]:
     too; a pids limit of 0 becomes 1 (runc's mapping, as systemd refuses 0);
     setting cpu.idle without shares forgets the shares.
     """
-    merged = copy.deepcopy(dict(old))
+    merged = json.loads(json.dumps(old))  # a deep copy of JSON-shaped data, without copy
     memory = dict(r.get("memory") or {})
     cpu = dict(r.get("cpu") or {})
     block = r.get("blockIO") or {}

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from runpy_exec import cli, fastargs, log
 from runpy_exec.fastargs import COMMANDS
-from runpy_exec.requests import CreateRequest, ExecRequest, GlobalOptions
+from runpy_exec.requests import CreateRequest, ExecRequest, GlobalOptions, UpdateRequest
 
 
 def _kind(param: click.Option) -> str:
@@ -80,7 +80,8 @@ def test_choices_match_the_typer_choices() -> None:
 
 
 def test_request_fields_are_what_the_tables_name() -> None:
-    for name, request in (("exec", ExecRequest), ("create", CreateRequest)):
+    for name, request in (("exec", ExecRequest), ("create", CreateRequest),
+                          ("update", UpdateRequest)):
         assert {field for field, _ in COMMANDS[name].flags.values()} <= set(request._fields)
     assert {field for field, _ in fastargs.GLOBAL_FLAGS.values()} <= set(GlobalOptions._fields)
 
