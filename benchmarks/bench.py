@@ -12,7 +12,8 @@ Why it is built this way:
 * Each runtime works on containers it created itself, from one busybox
   bundle, under a ``--root`` of its own.  ``pyrunc exec`` into runc's
   container is timed too (engines may mix them), and exec into a container
-  under docker's seccomp profile (engines always give one).
+  under docker's seccomp profile (engines always give one), with create and
+  start of such a container; ``update -r FILE`` and ``features`` as well.
 * Two regimes: "spaced", each command 50 ms after the previous one, as exec
   probes and an engine's status checks come; and "back to back".  The kernel
   makes the first ``cgroup.procs`` write after an idle spell wait for an RCU
@@ -59,6 +60,9 @@ BARS: dict[str, tuple[float | None, float | None]] = {
     "state": (2.5, 2.5), "kill": (2.5, 2.5), "delete": (2.5, 2.5), "list": (2.5, 2.5),
     "start": (2.5, 2.5), "pause": (2.5, 2.5), "resume": (2.5, 2.5),
     "ps": (2.0, 2.0), "create": (2.0, 2.0), "run -d": (2.0, 2.0), "delete -f": (2.0, 2.0),
+    "create, docker's profile": (2.0, 2.0), "start, docker's profile": (2.5, 2.5),
+    # The title: every engine-called command within 2.5x runc.
+    "update -r FILE": (2.5, 2.5), "features": (2.5, 2.5),
 }
 CPU_BAR = 1.3
 WAITER_BAR_KIB = 9 * 1024
@@ -117,6 +121,8 @@ class Bench:
         self.bundle = self.work / "bundle"
         self.seccomp_bundle = self.work / "bundle-seccomp"
         self.process_file = self.work / "process.json"
+        # What containerd sends on an in-place resize, as a file (runc update -r).
+        self.resources_file = self.work / "resources.json"
         self.roots = {name: str(self.work / f"root-{name}") for name in runtimes}
         self.long_running = {name: f"bench-{name}-{os.getpid()}" for name in runtimes}
         self.confined = {name: f"bench-{name}-{os.getpid()}-seccomp" for name in runtimes}
@@ -130,6 +136,8 @@ class Bench:
         _check([str(MK_BUNDLE), str(self.bundle), "--no-terminal", "--args", "sleep 3600"])
         config = json.loads((self.bundle / "config.json").read_text())
         self.process_file.write_text(json.dumps(dict(config["process"], args=["true"])))
+        self.resources_file.write_text(json.dumps({"pids": {"limit": 1000},
+                                                   "cpu": {"shares": 512}}))
         # The same container under the seccomp profile docker gave every container
         # (in 2019): engines always give one, and exec must apply it.
         sys.path.insert(0, str(REPO))
@@ -184,6 +192,7 @@ class Bench:
     def _steps(self, name: str, index: int) -> list[tuple[str, list[str], Any]]:
         ctr = self.long_running[name]
         fresh, other = f"b{index}-{name}-c", f"b{index}-{name}-r"
+        confined = f"b{index}-{name}-s"
         pid_file = self.work / f"{fresh}.pid"
         steps: list[tuple[str, list[str], Any]] = [
             ("exec ID true", self.rt(name, "exec", ctr, "true"), None),
@@ -202,7 +211,16 @@ class Bench:
             ("delete", self.rt(name, "delete", fresh), None),
             ("run -d", self.rt(name, "run", "-d", "--bundle", str(self.bundle), other), None),
             ("delete -f", self.rt(name, "delete", "-f", other), None),
+            # What engines do: every container they create has a seccomp profile.
+            ("create, docker's profile", self.rt(name, "create", "--bundle",
+                                                 str(self.seccomp_bundle), confined), None),
+            ("start, docker's profile", self.rt(name, "start", confined),
+             lambda: _check(self.rt(name, "delete", "-f", confined))),
+            ("update -r FILE", self.rt(name, "update", "-r", str(self.resources_file), ctr),
+             None),
         ]
+        if name != "crun":  # crun 1.8 has no features command
+            steps.append(("features", self.rt(name, "features"), None))
         if name == "pyrunc":
             steps.append(("exec (runc's container)",
                           [self.runtimes["pyrunc"], "--root", self.roots["runc"], "exec",
@@ -363,7 +381,7 @@ def _print_report(report: dict[str, Any]) -> None:
     for name, version in report["versions"].items():
         print(f"  {name}: {version}")
     print()
-    header = (f"{'command':<24}{'regime':<14}{'runc med/p90':>14}{'crun med/p90':>14}"
+    header = (f"{'command':<26}{'regime':<14}{'runc med/p90':>14}{'crun med/p90':>14}"
               f"{'pyrunc med/p90':>16}{'/runc':>7}{'/crun':>7}{'bar':>6}"
               f"{'cpu runc/crun/pyrunc':>24}{'/runc':>7}{'/crun':>7}")
     print(header + "  (wall and CPU ms, medians)")
@@ -377,7 +395,7 @@ def _print_report(report: dict[str, Any]) -> None:
             f"{row['bar']:g}" + (" ok" if row["pass"] else " NO"))
         cpu = "/".join(f"{row[n]['cpu_ms']:.0f}" if n in row else "-"
                        for n in ("runc", "crun", "pyrunc"))
-        print(f"{row['command']:<24}{row['regime']:<14}{cell('runc', 14)}{cell('crun', 14)}"
+        print(f"{row['command']:<26}{row['regime']:<14}{cell('runc', 14)}{cell('crun', 14)}"
               f"{cell('pyrunc', 16)}{row.get('pyrunc/runc', 0):>7.2f}"
               f"{row.get('pyrunc/crun', 0):>7.2f}  {bar:<6}{cpu:>18}"
               f"{row.get('cpu pyrunc/runc', 0):>7.2f}{row.get('cpu pyrunc/crun', 0):>7.2f}")

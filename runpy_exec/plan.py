@@ -10,9 +10,20 @@ from __future__ import annotations
 
 from runpy_exec.records import NamedTuple
 
+# The kernel's numbering (include/uapi/linux/capability.h): the index is the number.
+CAPABILITY_NAMES = (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
+    "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
+    "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
+    "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+    "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+)
+
 
 class CapabilitySets(NamedTuple):
-    """The five Linux capability sets, as capability numbers."""
+    """The five Linux capability sets, as capability numbers (CAPABILITY_NAMES' indexes)."""
 
     bounding: frozenset[int] = frozenset()
     effective: frozenset[int] = frozenset()

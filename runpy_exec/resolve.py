@@ -22,7 +22,14 @@ import posixpath
 import resource
 
 from runpy_exec.errors import PyruncError
-from runpy_exec.plan import CapabilitySets, IoPriority, ProcessPlan, Rlimit, Scheduler
+from runpy_exec.plan import (
+    CAPABILITY_NAMES,
+    CapabilitySets,
+    IoPriority,
+    ProcessPlan,
+    Rlimit,
+    Scheduler,
+)
 from runpy_exec.records import NamedTuple
 from runpy_exec.requests import ExecRequest
 
@@ -278,16 +285,6 @@ def ensure_home(env: Sequence[str], home: str) -> list[str]:
 
 # --- capabilities --------------------------------------------------------------
 
-# The kernel's numbering (include/uapi/linux/capability.h): the index is the number.
-CAPABILITY_NAMES = (
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
-    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
-    "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
-    "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
-    "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
-    "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
-)
 _CAP_NUMBERS = {f"CAP_{name}": number for number, name in enumerate(CAPABILITY_NAMES)}
 CAP_NET_RAW = _CAP_NUMBERS["CAP_NET_RAW"]
 _CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")

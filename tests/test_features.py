@@ -203,3 +203,37 @@ def test_every_supported_seccomp_flag_loads(document: Document, pyrunc: Runtime,
     result = pyrunc("run", "--bundle", str(bundle), f"sf{os.getpid()}", timeout=60)
     assert result.returncode == 0, result.stderr
     assert "Seccomp:\t2" in result.stdout
+
+
+def test_libseccomp_is_asked_what_pyseccomp_would_answer(document: Document) -> None:
+    """features asks libseccomp through _ctypes (pyseccomp's import costs ~15 ms);
+    its answers are those pyseccomp gets from the same library."""
+    import subprocess
+    import sys
+
+    import pyseccomp
+
+    from runpy_exec.linux import seccomp
+
+    assert seccomp.libseccomp_api() == pyseccomp.get_api()
+    resolve = pyseccomp._libseccomp.seccomp_arch_resolve_name
+    for name, attr in seccomp._ARCHES.items():
+        token = resolve(attr.lower().encode())
+        assert token & 0xFFFFFFFF == getattr(pyseccomp.Arch, attr)  # pyseccomp's token
+        assert seccomp.libseccomp_knows_arch(name), name
+    assert resolve(b"no-such-arch") == 0
+    for flag, attribute in seccomp._FLAGS.items():
+        try:
+            pyseccomp.SyscallFilter(pyseccomp.ALLOW).set_attr(attribute, 1)
+        except (OSError, ValueError):
+            sets = False
+        else:
+            sets = True
+        assert seccomp.libseccomp_sets_flag(flag) == sets, flag
+    assert sorted(document["linux"]["seccomp"]["archs"]) == sorted(
+        name for name in seccomp._ARCHES if seccomp.libseccomp_knows_arch(name))
+    done = subprocess.run([sys.executable, "-X", "importtime", pyrunc_binary(), "features"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    assert not imported & {"pyseccomp", "ctypes", "typer", "json", "typing"}, imported

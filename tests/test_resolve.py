@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from runpy_exec import resolve
 from runpy_exec.errors import PyruncError
-from runpy_exec.plan import CapabilitySets, IoPriority, Rlimit, Scheduler
+from runpy_exec.plan import CAPABILITY_NAMES, CapabilitySets, IoPriority, Rlimit, Scheduler
 from runpy_exec.requests import ExecRequest
 from runpy_exec.resolve import GroupEntry, PasswdEntry, ResolveError
 
@@ -272,7 +272,7 @@ def test_cap_numbers_follow_the_kernel() -> None:
 
 def test_cap_table_matches_python_prctl_if_present() -> None:
     prctl = pytest.importorskip("prctl")
-    for number, name in enumerate(resolve.CAPABILITY_NAMES):
+    for number, name in enumerate(CAPABILITY_NAMES):
         if hasattr(prctl, f"CAP_{name}"):
             assert getattr(prctl, f"CAP_{name}") == number
 

@@ -57,12 +57,14 @@ _OPS = {
     "SCMP_CMP_MASKED_EQ": "MASKED_EQ",
 }
 
-# seccomp(2) filter flags, set through the libseccomp attribute that asks for them.
+# seccomp(2) filter flags, set through the libseccomp attribute that asks for
+# them (enum scmp_filter_attr of <seccomp.h>: SCMP_FLTATR_CTL_TSYNC, _LOG, _SSB).
 _FLAGS = {
-    "SECCOMP_FILTER_FLAG_TSYNC": "CTL_TSYNC",
-    "SECCOMP_FILTER_FLAG_LOG": "CTL_LOG",
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": "CTL_SSB",
+    "SECCOMP_FILTER_FLAG_TSYNC": 4,
+    "SECCOMP_FILTER_FLAG_LOG": 6,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 7,
 }
+_SCMP_ACT_ALLOW = 0x7FFF0000
 
 _MAX_ARGS = 6
 
@@ -282,7 +284,7 @@ def _new_filter(default: int, profile: dict[str, Any]) -> pyseccomp.SyscallFilte
     flt = pyseccomp.SyscallFilter(default)
     flt.set_attr(pyseccomp.Attr.CTL_NNP, 0)
     for flag in _profile_flags(profile):
-        flt.set_attr(getattr(pyseccomp.Attr, _FLAGS[flag]), 1)
+        flt.set_attr(_FLAGS[flag], 1)
     return flt
 
 
@@ -431,19 +433,55 @@ def _cache_key(profile: dict[str, Any]) -> str | None:
     return key
 
 
+# What create's cache and features ask of libseccomp itself, through _ctypes:
+# importing pyseccomp for it would cost ~15 ms.
+
+def _libseccomp(name: str, restype: Any = None) -> Any:
+    """A libseccomp function (C int result by default); OSError without the library."""
+    from runpy_exec.linux import libc
+
+    return libc.library_function(_LIBSECCOMP, name, restype or libc.c_int)
+
+
 def libseccomp_version() -> str | None:
-    """libseccomp's version ("2.5.4"), asked of the library itself, or None without
-    it; without pyseccomp, whose import costs ~15 ms."""
+    """libseccomp's version ("2.5.4"), or None when the library is not there."""
     from runpy_exec.linux import libc
 
     try:
-        version = libc.library_function(_LIBSECCOMP, "seccomp_version", libc.c_void_p)
+        version = _libseccomp("seccomp_version", libc.c_void_p)
     except OSError:
         return None
     # const struct scmp_version *: three unsigned ints, major, minor and micro.
     address = version()
     size = libc.sizeof(libc.c_uint)
     return ".".join(str(libc.c_uint.from_address(address + i * size).value) for i in range(3))
+
+
+def libseccomp_api() -> int:
+    """seccomp_api_get(3): the API level this libseccomp finds on this kernel."""
+    level: int = _libseccomp("seccomp_api_get")()
+    return level
+
+
+def libseccomp_knows_arch(name: str) -> bool:
+    """Whether libseccomp has the architecture an OCI name (SCMP_ARCH_X86_64) names."""
+    token: int = _libseccomp("seccomp_arch_resolve_name")(_ARCHES[name].lower().encode())
+    return token != 0
+
+
+def libseccomp_sets_flag(flag: str) -> bool:
+    """Whether libseccomp sets the attribute that asks for the filter flag ``flag``."""
+    from runpy_exec.linux import libc
+
+    context = _libseccomp("seccomp_init", libc.c_void_p)(libc.c_uint(_SCMP_ACT_ALLOW))
+    if not context:
+        return False
+    try:
+        done: int = _libseccomp("seccomp_attr_set")(libc.c_void_p(context), _FLAGS[flag],
+                                                     libc.c_uint(1))
+        return done == 0
+    finally:
+        _libseccomp("seccomp_release", libc.c_void_p)(libc.c_void_p(context))
 
 
 def from_program(code: bytes, profile: dict[str, Any]) -> Filter:
