@@ -53,6 +53,11 @@ if TYPE_CHECKING:
     import socket
     from typing import Any, NoReturn
 
+# The seccomp programs create compiled, by profile (see seccomp.compiled): a
+# cache in the FHS's sense, regenerated when missing.  Not under --root, which
+# engines expect to find empty once their containers are deleted.
+SECCOMP_CACHE = "/var/cache/pyrunc/seccomp"
+
 
 class _Created:
     def __init__(self, container: store.Container, master_fd: int | None = None) -> None:
@@ -114,8 +119,7 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
     _check_namespaces_unique(spec.get("linux") or {})
     _check_user_namespace(spec.get("linux") or {})
     plan = _resolve_plan(opts, process, rootfs_dir)
-    seccomp_filter = process_setup.prepare_seccomp(
-        spec, cache_dir=os.path.join(opts.root, store.SECCOMP_CACHE))
+    seccomp_filter = process_setup.prepare_seccomp(spec, cache_dir=SECCOMP_CACHE)
     _load_what_the_children_need(spec)
     console_socket = console.connect(req.console_socket) if req.console_socket else None
     pidfd_sock = _connect_pidfd_socket(req.pidfd_socket, console_socket)

@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
-# Beside the containers: the seccomp programs create compiled, by profile
-# (linux/seccomp.py).  Hidden from list, and '@' is in no container id.
-SECCOMP_CACHE = ".seccomp@cache"
 MAX_ID_LENGTH = 1024
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 

@@ -328,7 +328,7 @@ def keep_program(flt: Filter, directory: str) -> None:
     and to the cache of compiled programs when :func:`compiled` just compiled it.
 
     Called once create has its container directory, so that a create refused
-    earlier leaves no file behind, and the cache's directory is made beside it.
+    earlier leaves no file behind.
     """
     code = flt.program.code if flt.program is not None else program_of(flt)
     if code is None:
