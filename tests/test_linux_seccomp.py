@@ -402,3 +402,17 @@ def test_libseccomp_version_is_the_one_pyseccomp_loads() -> None:
     lib.seccomp_version.restype = ctypes.POINTER(Version)
     version = lib.seccomp_version().contents
     assert seccomp.libseccomp_version() == f"{version.major}.{version.minor}.{version.micro}"
+
+
+def test_the_cache_key_is_the_same_without_the_builtin_sha256() -> None:
+    """Python 3.12 has no _sha256 (pyproject allows it): hashlib's digest is the same key."""
+    profile = allow_all_but({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1})
+    script = ("import json, sys\n"
+              "sys.modules['_sha256'] = None  # import _sha256 raises ImportError now\n"
+              "from runpy_exec.linux import seccomp\n"
+              f"print(seccomp._cache_key(json.loads({json.dumps(json.dumps(profile))})))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=True)
+    key = seccomp._cache_key(profile)
+    assert key is not None and len(key) == 64
+    assert done.stdout.strip() == key

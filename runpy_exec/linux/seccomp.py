@@ -415,7 +415,10 @@ def _cache_key(profile: dict[str, Any]) -> str | None:
     """A digest of what the program depends on: the profile, the code that compiles
     it (this file), the libseccomp that does (its version) and the machine and
     kernel it is for; None when libseccomp is not there (compiling fails then)."""
-    from _sha256 import sha256
+    try:
+        from _sha256 import sha256  # CPython 3.11's, built in: hashlib loads OpenSSL
+    except ImportError:  # 3.12 renamed it
+        from hashlib import sha256
 
     from runpy_exec import jsonio
 
