@@ -136,7 +136,7 @@ def _create(opts: GlobalOptions, req: CreateRequest, detached: bool) -> _Created
         # at any point leaves a record that state, list and delete --force use.
         store.save(container)
         if seccomp_filter is not None:
-            seccomp.keep_program(seccomp_filter, state_dir)
+            _keep_seccomp_program(seccomp_filter, state_dir)
         master_fd = _start_init(container, spec, plan, seccomp_filter, req, terminal, sync,
                                 scope)
         store.save(container)
@@ -213,6 +213,25 @@ def _check_preserve_fds(count: int) -> None:
         resolve.check_preserve_fds(count, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     except resolve.ResolveError as err:
         raise PyruncError(err.detail) from None
+
+
+def _keep_seccomp_program(flt: Any, state_dir: str) -> None:
+    """Keep the container's seccomp program beside its state, for exec to load, and
+    file one compiled just now in the cache for later creates.
+
+    Done once the container directory exists, so a create refused earlier leaves
+    no file; a cache that cannot be written only makes the next create slower.
+    """
+    code = seccomp.program_code(flt)
+    if code is None:
+        return
+    store.atomic_write(os.path.join(state_dir, seccomp.PROGRAM_FILE), code)
+    if flt.cache_path:
+        try:  # noqa: SIM105 - contextlib stays off create's path
+            os.makedirs(os.path.dirname(flt.cache_path), 0o700, exist_ok=True)
+            store.atomic_write(flt.cache_path, code)
+        except OSError:
+            pass
 
 
 def _check_namespaces_unique(linux: dict[str, Any]) -> None:

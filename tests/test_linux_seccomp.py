@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from runpy_exec import create_cmd
 from runpy_exec.errors import PyruncError
 from runpy_exec.linux import seccomp
 from runpy_exec.linux.proc import status_field
@@ -290,7 +291,7 @@ def test_a_kept_program_is_the_compiled_filter(tmp_path: os.PathLike[str]) -> No
                              "errnoRet": errno.EDOM})
     profile["flags"] = ["SECCOMP_FILTER_FLAG_LOG"]
     compiled = seccomp.prepare(profile)
-    seccomp.keep_program(compiled, str(tmp_path))
+    create_cmd._keep_seccomp_program(compiled, str(tmp_path))
     code = seccomp.kept_program(str(tmp_path))
     assert code is not None and code == seccomp.program_of(compiled)
     assert sorted(os.listdir(tmp_path)) == [seccomp.PROGRAM_FILE]
@@ -312,7 +313,7 @@ def test_no_program_is_kept_for_a_filter_with_a_listener(tmp_path: os.PathLike[s
     at every exec, and nothing is kept for it."""
     profile = allow_all_but({"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"})
     profile["listenerPath"] = "/run/some-agent.sock"
-    seccomp.keep_program(seccomp.prepare(profile), str(tmp_path))
+    create_cmd._keep_seccomp_program(seccomp.prepare(profile), str(tmp_path))
     assert seccomp.kept_program(str(tmp_path)) is None
     assert os.listdir(tmp_path) == []
 
@@ -339,7 +340,7 @@ def test_create_compiles_a_profile_once_and_keeps_the_program_by_profile(
     first = seccomp.compiled(profile, cache)
     assert first.syscall_filter is None and first.program is not None
     assert os.path.dirname(first.cache_path) == cache and not os.path.exists(cache)
-    seccomp.keep_program(first, state)
+    create_cmd._keep_seccomp_program(first, state)
     expected = seccomp.program_of(seccomp.prepare(profile))
     assert seccomp.kept_program(state) == expected
     assert os.listdir(cache) == [os.path.basename(first.cache_path)]
@@ -365,7 +366,7 @@ def test_a_cached_program_is_loaded_without_pyseccomp(tmp_path: os.PathLike[str]
     cache = os.path.join(tmp_path, "cache")
     profile = allow_all_but({"names": ["personality"], "action": "SCMP_ACT_ERRNO",
                              "errnoRet": errno.EDOM})
-    seccomp.keep_program(seccomp.compiled(profile, cache), str(tmp_path))
+    create_cmd._keep_seccomp_program(seccomp.compiled(profile, cache), str(tmp_path))
     script = ("import json, sys\n"
               "from runpy_exec.linux import seccomp\n"
               f"flt = seccomp.compiled(json.loads({json.dumps(json.dumps(profile))}), "
@@ -388,7 +389,7 @@ def test_a_profile_with_a_listener_is_not_cached(tmp_path: os.PathLike[str]) -> 
     profile["listenerPath"] = "/run/some-agent.sock"
     flt = seccomp.compiled(profile, os.path.join(tmp_path, "cache"))
     assert flt.notify and flt.syscall_filter is not None and flt.cache_path == ""
-    seccomp.keep_program(flt, str(tmp_path))
+    create_cmd._keep_seccomp_program(flt, str(tmp_path))
     assert os.listdir(tmp_path) == []
 
 

@@ -103,7 +103,7 @@ class Filter(NamedTuple):
     listener_path: str = ""
     program: syscalls.BpfProgram | None = None
     flags: int = 0
-    cache_path: str = ""  # where keep_program files a program compiled just now
+    cache_path: str = ""  # where create files a program compiled just now
 
 
 def _action(name: str, errno_ret: int | None) -> int:
@@ -323,27 +323,14 @@ class _FileNumber:
         return self._fd
 
 
-def keep_program(flt: Filter, directory: str) -> None:
-    """Write ``flt``'s program to ``directory`` for later execs, whole or not at all,
-    and to the cache of compiled programs when :func:`compiled` just compiled it.
-
-    Called once create has its container directory, so that a create refused
-    earlier leaves no file behind.
-    """
-    code = flt.program.code if flt.program is not None else program_of(flt)
-    if code is None:
-        return
-    _write_whole(os.path.join(directory, PROGRAM_FILE), code)
-    if flt.cache_path:
-        try:  # noqa: SIM105 - contextlib is kept off exec's path
-            os.makedirs(os.path.dirname(flt.cache_path), 0o700, exist_ok=True)
-            _write_whole(flt.cache_path, code)
-        except OSError:
-            pass  # without it the next create compiles the profile again
+def program_code(flt: Filter) -> bytes | None:
+    """The program ``flt`` loads, for create to keep for later execs (and to cache
+    when :func:`compiled` just compiled it); None for a filter with a listener."""
+    return flt.program.code if flt.program is not None else program_of(flt)
 
 
 def kept_program(directory: str) -> bytes | None:
-    """The program :func:`keep_program` wrote to ``directory``, if it did.
+    """The program create kept in ``directory`` (see :func:`program_code`), if it did.
 
     One that is not whole instructions (none is written so; a damaged disk)
     is not used: the profile is compiled again instead.
@@ -360,28 +347,6 @@ def _read_program(path: str) -> bytes | None:
     return code if code and len(code) % syscalls.BPF_INSTRUCTION_SIZE == 0 else None
 
 
-def _write_whole(path: str, code: bytes) -> None:
-    """Readers find the whole program or none: written aside, then renamed.
-
-    The aside name is this process's own, as creates may write one cache
-    entry at once; a failed write leaves nothing behind.
-    """
-    partial = f"{path}.{os.getpid()}.partial"
-    try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, code)
-        finally:
-            os.close(fd)
-        os.replace(partial, path)
-    except BaseException:
-        try:  # noqa: SIM105 - contextlib is kept off exec's path
-            os.unlink(partial)
-        except OSError:
-            pass
-        raise
-
-
 def compiled(profile: dict[str, Any], cache_dir: str) -> Filter:
     """create's filter for ``profile``: libseccomp's program, loaded with seccomp(2).
 
@@ -391,7 +356,7 @@ def compiled(profile: dict[str, Any], cache_dir: str) -> Filter:
     profile) and exporting the program (~10 ms).  So each program is kept in
     ``cache_dir`` under a digest of all that shapes it (:func:`_cache_key`),
     and later creates with the same profile load it from there (the filter
-    says where, for :func:`keep_program` to write it).  The init
+    says where, for create to file a program compiled just now).  The init
     loads the program with seccomp(2) as exec does, rather than have
     libseccomp generate it again during ``start``.
 
