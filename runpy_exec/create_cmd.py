@@ -215,7 +215,7 @@ def _check_preserve_fds(count: int) -> None:
         raise PyruncError(err.detail) from None
 
 
-def _keep_seccomp_program(flt: Any, state_dir: str) -> None:
+def _keep_seccomp_program(flt: seccomp.Filter, state_dir: str) -> None:
     """Keep the container's seccomp program beside its state, for exec to load, and
     file one compiled just now in the cache for later creates.
 

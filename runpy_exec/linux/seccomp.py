@@ -402,13 +402,20 @@ def _cache_key(profile: dict[str, Any]) -> str | None:
 
 
 # What create's cache and features ask of libseccomp itself, through _ctypes:
-# importing pyseccomp for it would cost ~15 ms.
+# importing pyseccomp for it would cost ~15 ms.  Each function is looked up
+# once: features asks seccomp_arch_resolve_name about every architecture.
+_libseccomp_functions: dict[str, Any] = {}
+
 
 def _libseccomp(name: str, restype: Any = None) -> Any:
     """A libseccomp function (C int result by default); OSError without the library."""
-    from runpy_exec.linux import libc
+    found = _libseccomp_functions.get(name)
+    if found is None:
+        from runpy_exec.linux import libc
 
-    return libc.library_function(_LIBSECCOMP, name, restype or libc.c_int)
+        found = libc.library_function(_LIBSECCOMP, name, restype or libc.c_int)
+        _libseccomp_functions[name] = found
+    return found
 
 
 def libseccomp_version() -> str | None:
