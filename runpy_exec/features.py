@@ -8,6 +8,8 @@ mount options from pyrunc's own table, the capabilities the kernel knows,
 the seccomp lists from the libseccomp pyseccomp compiles with and the seccomp(2)
 flags the kernel accepts, the cgroup versions from what is mounted.  A
 feature that is not there is left out or reported false, never promised.
+What cannot change while the host runs is kept in /var/cache/pyrunc between
+calls (:func:`_host_part`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import sys
 from runpy_exec import OCI_VERSION, __version__
 
 # Engines run features as they start (docker, containerd's CRI plugin): ctypes,
-# platform, json, typing and pyseccomp (~15 ms) stay out.
+# platform, json, typing and pyseccomp (~15 ms) stay out, and so do _ctypes and
+# libseccomp once the host part is kept.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -107,9 +110,9 @@ def _systemd_bus() -> bool:
 def _own_bounding_set() -> int:
     """pyrunc can only grant what it holds: a capability outside its own bounding
     set (dropped by whoever started it) would make capset(2) fail."""
-    with open("/proc/self/status", encoding="ascii") as f:
+    with open("/proc/self/status", "rb") as f:
         for line in f:
-            if line.startswith("CapBnd:"):
+            if line.startswith(b"CapBnd:"):
                 return int(line.split()[1], 16)
     return 0
 
@@ -121,29 +124,31 @@ def print_features(opts: GlobalOptions) -> None:
     sys.stdout.write(jsonio.dumps(features(), indent="    ") + "\n")
 
 
-def features() -> dict[str, Any]:
-    from runpy_exec.linux import capabilities, mountopts, namespaces
-    from runpy_exec.plan import CAPABILITY_NAMES
+# Where the host part of the document is kept between calls (see _host_part).
+CACHE = "/var/cache/pyrunc/features.json"
 
-    last = capabilities.last_cap()
+
+def features(cache: str = CACHE) -> dict[str, Any]:
+    """The document: the host part (kept in ``cache``), and what can change while the
+    host runs, asked at every call: pyrunc's own bounding set, the cgroup mounts,
+    systemd and the LSMs."""
+    host = _host_part(cache)
     bounding = _own_bounding_set()
     v1, v2 = _cgroup_versions()
     linux: dict[str, Any] = {
-        "namespaces": [ns.oci_type for ns in namespaces.NAMESPACES
-                       if os.path.exists(f"/proc/self/ns/{ns.proc_name}")],
-        "capabilities": [f"CAP_{name}" for number, name in enumerate(CAPABILITY_NAMES)
-                         if number <= last and bounding >> number & 1],
+        "namespaces": host["namespaces"],
+        "capabilities": [name for number, name in enumerate(host["capabilities"])
+                         if bounding >> number & 1],
         # --systemd-cgroup works where systemd runs and its bus is there.
         "cgroup": {"v1": v1, "v2": v2, "systemd": _systemd_bus(), "systemdUser": False,
                    "rdma": False},
     }
     annotations = {"io.github.pyrunc.version": __version__}
-    found = seccomp_features()
-    if found is None:
+    if host["seccomp"] is None:
         linux["seccomp"] = {"enabled": False}
     else:
-        linux["seccomp"], version = found
-        annotations["io.github.seccomp.libseccomp.version"] = version
+        linux["seccomp"] = host["seccomp"]
+        annotations["io.github.seccomp.libseccomp.version"] = host["libseccompVersion"]
     linux["apparmor"] = {"enabled": os.path.isdir("/sys/kernel/security/apparmor")}
     linux["selinux"] = {"enabled": os.path.isdir("/sys/fs/selinux")}
     linux["intelRdt"] = {"enabled": False}
@@ -152,10 +157,102 @@ def features() -> dict[str, Any]:
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": HOOKS,
-        # "remount" is understood but cannot make a new mount (runc fails the
-        # same way), so it is not offered.
-        "mountOptions": [o for o in mountopts.known_options() if o != "remount"],
+        "mountOptions": host["mountOptions"],
         "linux": linux,
         "annotations": annotations,
         "potentiallyUnsafeConfigAnnotations": [],
     }
+
+
+def _probe_host() -> dict[str, Any]:
+    """What stays true of this host while it runs this boot, with this pyrunc and
+    this libseccomp: the namespaces and capabilities the kernel has, the seccomp
+    section, and pyrunc's mount options."""
+    from runpy_exec.linux import capabilities, mountopts, namespaces
+    from runpy_exec.plan import CAPABILITY_NAMES
+
+    found = seccomp_features()
+    return {
+        "namespaces": [ns.oci_type for ns in namespaces.NAMESPACES
+                       if os.path.exists(f"/proc/self/ns/{ns.proc_name}")],
+        # Every one the kernel knows, in its numbering: features() keeps those
+        # in pyrunc's bounding set.
+        "capabilities": [f"CAP_{name}"
+                         for name in CAPABILITY_NAMES[:capabilities.last_cap() + 1]],
+        "seccomp": found[0] if found else None,
+        "libseccompVersion": found[1] if found else None,
+        # "remount" is understood but cannot make a new mount (runc fails the
+        # same way), so it is not offered.
+        "mountOptions": [o for o in mountopts.known_options() if o != "remount"],
+    }
+
+
+def _host_part(cache: str) -> dict[str, Any]:
+    """The host part as ``cache`` holds it, while nothing it came from has changed;
+    else probed afresh, and filed there.
+
+    Probing loads libseccomp through _ctypes, asks it and seccomp(2) about each
+    architecture and flag, and imports the modules that hold pyrunc's tables:
+    about a third of a features call, which engines make as they start.  An
+    entry records the boot it was probed in (a new kernel, or LSM, comes with a
+    reboot), the dynamic loader's environment, and the identity of every file
+    the answers came from: pyrunc's modules, every library the probe mapped
+    (libseccomp's among them) and ld.so.cache, through which the loader found
+    it.  Upgrading pyrunc or libseccomp replaces files, which changes their
+    identities.  A cache that cannot be read or written only costs the probe.
+    """
+    from runpy_exec import jsonio
+
+    boot = _boot_id()
+    loader_env = [os.environ.get("LD_LIBRARY_PATH"), os.environ.get("LD_PRELOAD")]
+    try:
+        with open(cache, "rb") as f:
+            entry = jsonio.loads(f.read())
+        if (entry["boot"] == boot and entry["loaderEnv"] == loader_env
+                and all(_identity(path) == identity for path, *identity in entry["files"])):
+            kept: dict[str, Any] = entry["host"]
+            return kept
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    host = _probe_host()
+    try:
+        files = [[path, *_identity(path)] for path in sorted(_sources())]
+        _file(cache, jsonio.dumps({"boot": boot, "loaderEnv": loader_env, "files": files,
+                                   "host": host}).encode())
+    except (OSError, ValueError):  # a file that is gone (upgraded meanwhile), a read-only /var
+        pass
+    return host
+
+
+def _boot_id() -> str:
+    with open("/proc/sys/kernel/random/boot_id", encoding="utf-8") as f:
+        return f.read().strip()
+
+
+def _identity(path: str) -> list[int]:
+    """What changes when a file is replaced or rewritten."""
+    st = os.stat(path)
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def _sources() -> set[str]:
+    """The files the probe's answers came from: pyrunc's modules loaded so far,
+    every file mapped into this process (libseccomp, libc, the extensions), and
+    the loader's cache."""
+    files: set[str] = {module.__file__ for name, module in list(sys.modules.items())
+                       if name.split(".")[0] == "runpy_exec" and module.__file__}
+    with open("/proc/self/maps", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            fields = line.split(maxsplit=5)
+            if len(fields) == 6 and fields[5].startswith("/"):
+                files.add(fields[5].rstrip("\n"))  # " (deleted)" then fails its stat
+    if os.path.exists("/etc/ld.so.cache"):
+        files.add("/etc/ld.so.cache")
+    return files
+
+
+def _file(cache: str, data: bytes) -> None:
+    from runpy_exec import state
+
+    os.makedirs(os.path.dirname(cache), 0o700, exist_ok=True)
+    state.atomic_write(cache, data)

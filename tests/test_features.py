@@ -237,3 +237,70 @@ def test_libseccomp_is_asked_what_pyseccomp_would_answer(document: Document) -> 
     imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
                 if line.startswith("import time:") and "|" in line}
     assert not imported & {"pyseccomp", "ctypes", "typer", "json", "typing"}, imported
+
+
+def test_the_host_part_comes_from_the_cache_until_a_source_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first call probes and files the host part; later calls take it from the
+    cache, and give the same document, until a file it came from changes."""
+    from runpy_exec import features
+
+    cache = str(tmp_path / "cache" / "features.json")
+    source = tmp_path / "libsomething.so"
+    source.write_bytes(b"one")
+    real_sources = features._sources
+    monkeypatch.setattr(features, "_sources", lambda: real_sources() | {str(source)})
+    probes: list[int] = []
+    real_probe = features._probe_host
+
+    def counted_probe() -> dict[str, Any]:
+        probes.append(1)
+        return real_probe()
+
+    monkeypatch.setattr(features, "_probe_host", counted_probe)
+    first = features.features(cache)
+    assert len(probes) == 1 and os.path.exists(cache)
+    assert features.features(cache) == first
+    assert len(probes) == 1, "a second call probed again"
+    source.write_bytes(b"two, longer")  # as an upgrade rewrites a library
+    assert features.features(cache) == first
+    assert len(probes) == 2, "a changed source was not noticed"
+    assert features.features(cache) == first and len(probes) == 2
+    Path(cache).write_bytes(b'{"boot": "torn')
+    assert features.features(cache) == first and len(probes) == 3
+    entry = json.loads(Path(cache).read_text())
+    entry["boot"] = "another boot"
+    Path(cache).write_text(json.dumps(entry))
+    assert features.features(cache) == first and len(probes) == 4
+
+
+def test_a_cache_that_cannot_be_written_only_costs_the_probe(tmp_path: Path) -> None:
+    from runpy_exec import features
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    document = features.features(str(blocker / "features.json"))  # its directory is a file
+    assert document == features.features(str(tmp_path / "features.json"))
+    assert document["linux"]["seccomp"]["enabled"] is True
+
+
+@pytest.mark.root
+def test_a_features_call_with_the_host_part_kept_loads_no_libseccomp() -> None:
+    """Engines call features as they start: once the host part is kept, neither
+    _ctypes nor libseccomp is loaded, and the document is the one probed."""
+    import subprocess
+    import sys
+
+    from runpy_exec import features
+
+    Path(features.CACHE).unlink(missing_ok=True)
+    probed = subprocess.run([pyrunc_binary(), "features"], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert os.path.exists(features.CACHE)
+    done = subprocess.run([sys.executable, "-X", "importtime", pyrunc_binary(), "features"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout == probed.stdout
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    assert not imported & {"_ctypes", "_prctl", "runpy_exec.linux.seccomp",
+                           "runpy_exec.linux.capabilities"}, imported
