@@ -109,9 +109,12 @@ def container_dir(root: str, container_id: str) -> str:
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
     """Write, fsync, rename: readers see old or new, never half.
 
-    The data is written to an unnamed O_TMPFILE and named only once complete,
-    just before the rename: a pyrunc killed meanwhile leaves no half-written
-    temp file behind (a filesystem without O_TMPFILE gets a named one).
+    The data is written to an unnamed O_TMPFILE and named only once complete.
+    A new file (a pid file, most often) is linked straight to ``path``, so a
+    pyrunc killed at any moment leaves nothing else behind; a file being
+    replaced gets its temp name just before the rename, the one moment a kill
+    can leave that name (a filesystem without O_TMPFILE gets a named temp file
+    from the start).
     """
     directory = os.path.dirname(path) or "."
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
@@ -128,19 +131,9 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
         while view:
             view = view[os.write(fd, view):]
         os.fsync(fd)
-        if unnamed:
-            try:  # noqa: SIM105 - contextlib is kept off this path
-                os.unlink(tmp)  # a stale one of a dead pyrunc with our pid
-            except FileNotFoundError:
-                pass
-            # With a dir fd given, os.link calls linkat with AT_SYMLINK_FOLLOW, which
-            # links the file /proc/self/fd/N stands for (plain link(2) would not).
-            dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.link(f"/proc/self/fd/{fd}", os.path.basename(tmp), dst_dir_fd=dir_fd,
-                        follow_symlinks=True)
-            finally:
-                os.close(dir_fd)
+        if unnamed and _link_unnamed(fd, directory, path, tmp):
+            os.close(fd)
+            return
     except BaseException:
         os.close(fd)
         if not unnamed:
@@ -152,6 +145,30 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
     except OSError:
         _unlink_quietly(tmp)
         raise
+
+
+def _link_unnamed(fd: int, directory: str, path: str, tmp: str) -> bool:
+    """Name the O_TMPFILE ``fd``: ``path`` itself when no file is there (True, done),
+    else ``tmp``, for the caller to rename over ``path`` (False)."""
+    # With a dir fd given, os.link calls linkat with AT_SYMLINK_FOLLOW, which
+    # links the file /proc/self/fd/N stands for (plain link(2) would not).
+    dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            os.link(f"/proc/self/fd/{fd}", os.path.basename(path), dst_dir_fd=dir_fd,
+                    follow_symlinks=True)
+            return True
+        except FileExistsError:
+            pass
+        try:  # noqa: SIM105 - contextlib is kept off this path
+            os.unlink(os.path.basename(tmp), dir_fd=dir_fd)  # a dead pyrunc's, our pid
+        except FileNotFoundError:
+            pass
+        os.link(f"/proc/self/fd/{fd}", os.path.basename(tmp), dst_dir_fd=dir_fd,
+                follow_symlinks=True)
+        return False
+    finally:
+        os.close(dir_fd)
 
 
 def _unlink_quietly(path: str) -> None:

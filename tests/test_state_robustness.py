@@ -182,3 +182,32 @@ def test_creating_container_is_reported_as_creating_and_refuses_exec(
     assert pyrunc.state(container_id)["status"] == "stopped"
     pyrunc("delete", container_id, check=True)
     assert_nothing_left(pyrunc, container_id)
+
+
+def test_a_new_file_is_written_whole_under_its_name_with_no_other(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pid file (new, as engines name one per process) is linked from the
+    unnamed temp file straight to its name: no rename, so no moment in which a
+    killed pyrunc could leave a temp name behind (test_storms once found one)."""
+    from runpy_exec import state
+
+    def no_rename(*_args: object) -> None:
+        raise AssertionError("a new file went through a temp name and a rename")
+
+    monkeypatch.setattr(os, "rename", no_rename)
+    state.write_pid_file(str(tmp_path / "exec.pid"), 4242)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exec.pid"]
+    assert (tmp_path / "exec.pid").read_text() == "4242"
+    assert oct((tmp_path / "exec.pid").stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_a_file_replaced_is_renamed_over_and_leaves_no_temp(tmp_path: Path) -> None:
+    from runpy_exec import state
+
+    target = tmp_path / "state.json"
+    target.write_text("old")
+    stale = tmp_path / f".state.json.{os.getpid()}.tmp"  # a dead pyrunc's with our pid
+    stale.write_text("stale")
+    state.atomic_write(str(target), b"new")
+    assert target.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
