@@ -65,6 +65,7 @@ BARS: dict[str, tuple[float | None, float | None]] = {
     "update -r FILE": (2.5, 2.5), "features": (2.5, 2.5),
 }
 CPU_BAR = 1.3
+INTERPRETER_ROW = "python alone (reference)"
 WAITER_BAR_KIB = 9 * 1024
 
 
@@ -225,6 +226,10 @@ class Bench:
             steps.append(("exec (runc's container)",
                           [self.runtimes["pyrunc"], "--root", self.roots["runc"], "exec",
                            self.long_running["runc"], "true"], None))
+            # No command at all: the interpreter pyrunc runs on, started and ended
+            # (with site, as pyrunc's script has it), the floor under every row.
+            steps.append((INTERPRETER_ROW, [_interpreter_of(self.runtimes["pyrunc"]), "-c",
+                                            "import os; os._exit(0)"], None))
         return steps
 
     def _stats(self) -> list[dict[str, Any]]:
@@ -315,6 +320,13 @@ def _timed(argv: list[str]) -> tuple[float, float]:
     return elapsed, usage.ru_utime + usage.ru_stime
 
 
+def _interpreter_of(script: str) -> str:
+    """The interpreter on the script's #! line (pip writes the venv's there)."""
+    with open(script, "rb") as f:
+        first = f.readline().decode().strip()
+    return first[2:].split()[0] if first.startswith("#!") else sys.executable
+
+
 def _check(argv: list[str]) -> None:
     _timed(argv)
 
@@ -395,10 +407,12 @@ def _print_report(report: dict[str, Any]) -> None:
             f"{row['bar']:g}" + (" ok" if row["pass"] else " NO"))
         cpu = "/".join(f"{row[n]['cpu_ms']:.0f}" if n in row else "-"
                        for n in ("runc", "crun", "pyrunc"))
+        def ratio(key: str, row: dict[str, Any] = row) -> str:
+            return f"{row[key]:>7.2f}" if key in row else f"{'-':>7}"
+
         print(f"{row['command']:<26}{row['regime']:<14}{cell('runc', 14)}{cell('crun', 14)}"
-              f"{cell('pyrunc', 16)}{row.get('pyrunc/runc', 0):>7.2f}"
-              f"{row.get('pyrunc/crun', 0):>7.2f}  {bar:<6}{cpu:>18}"
-              f"{row.get('cpu pyrunc/runc', 0):>7.2f}{row.get('cpu pyrunc/crun', 0):>7.2f}")
+              f"{cell('pyrunc', 16)}{ratio('pyrunc/runc')}{ratio('pyrunc/crun')}  {bar:<6}"
+              f"{cpu:>18}{ratio('cpu pyrunc/runc')}{ratio('cpu pyrunc/crun')}")
     cpu = report["concurrent_cpu_seconds"]
     print()
     print("CPU seconds for concurrent `exec ID true` (median of 3; failures):")
