@@ -194,8 +194,10 @@ def _host_part(cache: str) -> dict[str, Any]:
     Probing loads libseccomp through _ctypes, asks it and seccomp(2) about each
     architecture and flag, and imports the modules that hold pyrunc's tables:
     about a third of a features call, which engines make as they start.  An
-    entry records the boot it was probed in (a new kernel, or LSM, comes with a
-    reboot), the dynamic loader's environment, and the identity of every file
+    entry records the pyrunc that probed (its package directory: two installs
+    on one host each have their own tables), the boot it was probed in (a new
+    kernel, or LSM, comes with a reboot), the dynamic loader's environment,
+    and the identity of every file
     the answers came from: pyrunc's modules, every library the probe mapped
     (libseccomp's among them) and ld.so.cache, through which the loader found
     it.  Upgrading pyrunc or libseccomp replaces files, which changes their
@@ -203,12 +205,14 @@ def _host_part(cache: str) -> dict[str, Any]:
     """
     from runpy_exec import jsonio
 
+    package = os.path.dirname(os.path.abspath(__file__))
     boot = _boot_id()
     loader_env = [os.environ.get("LD_LIBRARY_PATH"), os.environ.get("LD_PRELOAD")]
     try:
         with open(cache, "rb") as f:
             entry = jsonio.loads(f.read())
-        if (entry["boot"] == boot and entry["loaderEnv"] == loader_env
+        if (entry["package"] == package and entry["boot"] == boot
+                and entry["loaderEnv"] == loader_env
                 and all(_identity(path) == identity for path, *identity in entry["files"])):
             kept: dict[str, Any] = entry["host"]
             return kept
@@ -217,7 +221,8 @@ def _host_part(cache: str) -> dict[str, Any]:
     host = _probe_host()
     try:
         files = [[path, *_identity(path)] for path in sorted(_sources())]
-        _file(cache, jsonio.dumps({"boot": boot, "loaderEnv": loader_env, "files": files,
+        _file(cache, jsonio.dumps({"package": package, "boot": boot,
+                                   "loaderEnv": loader_env, "files": files,
                                    "host": host}).encode())
     except (OSError, ValueError):  # a file that is gone (upgraded meanwhile), a read-only /var
         pass

@@ -268,10 +268,13 @@ def test_the_host_part_comes_from_the_cache_until_a_source_changes(
     assert features.features(cache) == first and len(probes) == 2
     Path(cache).write_bytes(b'{"boot": "torn')
     assert features.features(cache) == first and len(probes) == 3
-    entry = json.loads(Path(cache).read_text())
-    entry["boot"] = "another boot"
-    Path(cache).write_text(json.dumps(entry))
-    assert features.features(cache) == first and len(probes) == 4
+    for key, other in (("boot", "another boot"), ("package", "/another/install/runpy_exec"),
+                       ("loaderEnv", ["/opt/lib", None])):
+        entry = json.loads(Path(cache).read_text())
+        entry[key] = other
+        Path(cache).write_text(json.dumps(entry))
+        probed = len(probes)
+        assert features.features(cache) == first and len(probes) == probed + 1, key
 
 
 def test_a_cache_that_cannot_be_written_only_costs_the_probe(tmp_path: Path) -> None:
