@@ -104,10 +104,11 @@ def console_main() -> None:
     objects rather than 700.  Importing a command's modules makes thousands of
     objects that live until the end, none of them garbage: an exec ran six
     collections that found nothing (~0.8 ms), and one in exec's forked child
-    would touch, and so copy, every page of objects it walks.  A command
-    allocates 2,000-5,000 (create, when it compiles a seccomp profile, 15,000;
-    Typer's path 23,000), so none runs; the long-lived loops (a relayed
-    terminal, events, a session's waiter) still collect every so often.
+    would touch, and so copy, every page of objects it walks.  A command ends
+    with 2,000-5,000 more objects than it started with (create, when it
+    compiles a seccomp profile, 15,000; Typer's path 23,000), so none runs;
+    the long-lived loops (a relayed terminal, events, a session's waiter)
+    still collect every so often.
     """
     import gc
 

@@ -197,11 +197,11 @@ def _host_part(cache: str) -> dict[str, Any]:
     entry records the pyrunc that probed (its package directory: two installs
     on one host each have their own tables), the boot it was probed in (a new
     kernel, or LSM, comes with a reboot), the dynamic loader's environment,
-    and the identity of every file
-    the answers came from: pyrunc's modules, every library the probe mapped
-    (libseccomp's among them) and ld.so.cache, through which the loader found
-    it.  Upgrading pyrunc or libseccomp replaces files, which changes their
-    identities.  A cache that cannot be read or written only costs the probe.
+    and the identity of every file the answers came from: pyrunc's modules,
+    every library the probe mapped (libseccomp's among them) and ld.so.cache,
+    through which the loader found it.  Upgrading pyrunc or libseccomp
+    replaces files, which changes their identities.  A cache that cannot be
+    read or written only costs the probe.
     """
     from runpy_exec import jsonio
 
@@ -244,8 +244,11 @@ def _sources() -> set[str]:
     """The files the probe's answers came from: pyrunc's modules loaded so far,
     every file mapped into this process (libseccomp, libc, the extensions), and
     the loader's cache."""
-    files: set[str] = {module.__file__ for name, module in list(sys.modules.items())
-                       if name.split(".")[0] == "runpy_exec" and module.__file__}
+    files: set[str] = set()
+    for name, module in list(sys.modules.items()):
+        source = getattr(module, "__file__", None)
+        if name.split(".")[0] == "runpy_exec" and source:
+            files.add(source)
     with open("/proc/self/maps", encoding="utf-8", errors="surrogateescape") as f:
         for line in f:
             fields = line.split(maxsplit=5)
