@@ -8,8 +8,8 @@ mount options from pyrunc's own table, the capabilities the kernel knows,
 the seccomp lists from the libseccomp pyseccomp compiles with and the seccomp(2)
 flags the kernel accepts, the cgroup versions from what is mounted.  A
 feature that is not there is left out or reported false, never promised.
-What cannot change while the host runs is kept in /var/cache/pyrunc between
-calls (:func:`_host_part`).
+What cannot change while the host runs is kept in /var/cache/pyrunc/features
+between calls (:func:`_host_part`).
 """
 
 from __future__ import annotations
@@ -125,14 +125,14 @@ def print_features(opts: GlobalOptions) -> None:
 
 
 # Where the host part of the document is kept between calls (see _host_part).
-CACHE = "/var/cache/pyrunc/features.json"
+CACHE_DIR = "/var/cache/pyrunc/features"
 
 
-def features(cache: str = CACHE) -> dict[str, Any]:
-    """The document: the host part (kept in ``cache``), and what can change while the
-    host runs, asked at every call: pyrunc's own bounding set, the cgroup mounts,
-    systemd and the LSMs."""
-    host = _host_part(cache)
+def features(cache_dir: str = CACHE_DIR) -> dict[str, Any]:
+    """The document: the host part (kept in ``cache_dir``), and what can change while
+    the host runs, asked at every call: pyrunc's own bounding set, the cgroup
+    mounts, systemd and the LSMs."""
+    host = _host_part(cache_dir)
     bounding = _own_bounding_set()
     v1, v2 = _cgroup_versions()
     linux: dict[str, Any] = {
@@ -187,15 +187,16 @@ def _probe_host() -> dict[str, Any]:
     }
 
 
-def _host_part(cache: str) -> dict[str, Any]:
-    """The host part as ``cache`` holds it, while nothing it came from has changed;
-    else probed afresh, and filed there.
+def _host_part(cache_dir: str) -> dict[str, Any]:
+    """The host part as this install's entry in ``cache_dir`` holds it, while nothing
+    it came from has changed; else probed afresh, and filed there.
 
     Probing loads libseccomp through _ctypes, asks it and seccomp(2) about each
     architecture and flag, and imports the modules that hold pyrunc's tables:
     about a third of a features call, which engines make as they start.  An
-    entry records the pyrunc that probed (its package directory: two installs
-    on one host each have their own tables), the boot it was probed in (a new
+    entry is named after, and records, the pyrunc that probed (its package
+    directory: two installs on one host each have their own tables, and their
+    own entry), the boot it was probed in (a new
     kernel, or LSM, comes with a reboot), the dynamic loader's environment,
     and the identity of every file the answers came from: pyrunc's modules,
     every library the probe mapped (libseccomp's among them) and ld.so.cache,
@@ -203,9 +204,12 @@ def _host_part(cache: str) -> dict[str, Any]:
     replaces files, which changes their identities.  A cache that cannot be
     read or written only costs the probe.
     """
+    from binascii import crc32  # built into CPython, as json's _json is not
+
     from runpy_exec import jsonio
 
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = _install()
+    cache = os.path.join(cache_dir, f"{crc32(package.encode()):08x}.json")
     boot = _boot_id()
     loader_env = [os.environ.get("LD_LIBRARY_PATH"), os.environ.get("LD_PRELOAD")]
     try:
@@ -227,6 +231,11 @@ def _host_part(cache: str) -> dict[str, Any]:
     except (OSError, ValueError):  # a file that is gone (upgraded meanwhile), a read-only /var
         pass
     return host
+
+
+def _install() -> str:
+    """This pyrunc's package directory: what tells two installs on one host apart."""
+    return os.path.dirname(os.path.abspath(__file__))
 
 
 def _boot_id() -> str:

@@ -245,7 +245,7 @@ def test_the_host_part_comes_from_the_cache_until_a_source_changes(
     cache, and give the same document, until a file it came from changes."""
     from runpy_exec import features
 
-    cache = str(tmp_path / "cache" / "features.json")
+    cache_dir = str(tmp_path / "cache")
     source = tmp_path / "libsomething.so"
     source.write_bytes(b"one")
     real_sources = features._sources
@@ -258,23 +258,35 @@ def test_the_host_part_comes_from_the_cache_until_a_source_changes(
         return real_probe()
 
     monkeypatch.setattr(features, "_probe_host", counted_probe)
-    first = features.features(cache)
-    assert len(probes) == 1 and os.path.exists(cache)
-    assert features.features(cache) == first
+    first = features.features(cache_dir)
+    (cache,) = Path(cache_dir).iterdir()
+    assert len(probes) == 1
+    assert features.features(cache_dir) == first
     assert len(probes) == 1, "a second call probed again"
     source.write_bytes(b"two, longer")  # as an upgrade rewrites a library
-    assert features.features(cache) == first
+    assert features.features(cache_dir) == first
     assert len(probes) == 2, "a changed source was not noticed"
-    assert features.features(cache) == first and len(probes) == 2
-    Path(cache).write_bytes(b'{"boot": "torn')
-    assert features.features(cache) == first and len(probes) == 3
+    assert features.features(cache_dir) == first and len(probes) == 2
+    cache.write_bytes(b'{"boot": "torn')
+    assert features.features(cache_dir) == first and len(probes) == 3
     for key, other in (("boot", "another boot"), ("package", "/another/install/runpy_exec"),
                        ("loaderEnv", ["/opt/lib", None])):
-        entry = json.loads(Path(cache).read_text())
+        entry = json.loads(cache.read_text())
         entry[key] = other
-        Path(cache).write_text(json.dumps(entry))
+        cache.write_text(json.dumps(entry))
         probed = len(probes)
-        assert features.features(cache) == first and len(probes) == probed + 1, key
+        assert features.features(cache_dir) == first and len(probes) == probed + 1, key
+    # Another install (a checkout beside a pip install) keeps an entry of its own:
+    # calls from the two take turns without probing again.
+    probed = len(probes)
+    real_install = features._install
+    monkeypatch.setattr(features, "_install", lambda: "/another/install/runpy_exec")
+    assert features.features(cache_dir) == first and len(probes) == probed + 1
+    assert len(list(Path(cache_dir).iterdir())) == 2
+    monkeypatch.setattr(features, "_install", real_install)
+    assert features.features(cache_dir) == first and len(probes) == probed + 1
+    monkeypatch.setattr(features, "_install", lambda: "/another/install/runpy_exec")
+    assert features.features(cache_dir) == first and len(probes) == probed + 1
 
 
 def test_a_cache_that_cannot_be_written_only_costs_the_probe(tmp_path: Path) -> None:
@@ -282,8 +294,8 @@ def test_a_cache_that_cannot_be_written_only_costs_the_probe(tmp_path: Path) -> 
 
     blocker = tmp_path / "file"
     blocker.write_text("")
-    document = features.features(str(blocker / "features.json"))  # its directory is a file
-    assert document == features.features(str(tmp_path / "features.json"))
+    document = features.features(str(blocker / "cache"))  # under a file: no directory
+    assert document == features.features(str(tmp_path / "cache"))
     assert document["linux"]["seccomp"]["enabled"] is True
 
 
@@ -291,15 +303,16 @@ def test_a_cache_that_cannot_be_written_only_costs_the_probe(tmp_path: Path) -> 
 def test_a_features_call_with_the_host_part_kept_loads_no_libseccomp() -> None:
     """Engines call features as they start: once the host part is kept, neither
     _ctypes nor libseccomp is loaded, and the document is the one probed."""
+    import shutil
     import subprocess
     import sys
 
     from runpy_exec import features
 
-    Path(features.CACHE).unlink(missing_ok=True)
+    shutil.rmtree(features.CACHE_DIR, ignore_errors=True)
     probed = subprocess.run([pyrunc_binary(), "features"], capture_output=True, text=True,
                             timeout=60, check=True)
-    assert os.path.exists(features.CACHE)
+    assert len(os.listdir(features.CACHE_DIR)) == 1
     done = subprocess.run([sys.executable, "-X", "importtime", pyrunc_binary(), "features"],
                           capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout == probed.stdout
