@@ -88,15 +88,15 @@ def seccomp_features() -> tuple[dict[str, Any], str] | None:
 
 def _cgroup_versions() -> tuple[bool, bool]:
     """(v1, v2): v2 only when the unified hierarchy holds controllers, as on a v2 host."""
-    from runpy_exec.linux import cgroups
+    from runpy_exec.linux import mountinfo
 
-    mounts = cgroups.mountpoints()
-    v1 = any(controller != cgroups.UNIFIED for controller in mounts
+    mounts = mountinfo.cgroup_hierarchies()
+    v1 = any(controller != mountinfo.UNIFIED for controller in mounts
              if controller != "name=systemd")
     v2 = False
-    if cgroups.UNIFIED in mounts:
+    if mountinfo.UNIFIED in mounts:
         try:
-            with open(os.path.join(mounts[cgroups.UNIFIED], "cgroup.controllers")) as f:
+            with open(os.path.join(mounts[mountinfo.UNIFIED][0], "cgroup.controllers")) as f:
                 v2 = bool(f.read().split())
         except OSError:
             v2 = False

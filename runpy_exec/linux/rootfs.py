@@ -20,7 +20,7 @@ import stat
 import time
 
 from runpy_exec.errors import PyruncError, describe
-from runpy_exec.linux import libc, procfs
+from runpy_exec.linux import libc, mountinfo, procfs
 from runpy_exec.linux import syscalls as sc
 from runpy_exec.linux.mountopts import Mount, MountOptions, mount_from_spec, root_propagation
 from runpy_exec.records import NamedTuple
@@ -104,14 +104,6 @@ DEFAULT_DEVICES = (
     Device("/dev/zero", "c", 1, 5),
     Device("/dev/urandom", "c", 1, 9),
 )
-
-
-class _MountInfo(NamedTuple):
-    root: str
-    mountpoint: str
-    optional: tuple[str, ...]
-    fstype: str
-    super_options: tuple[str, ...]
 
 
 class _Context(NamedTuple):
@@ -347,42 +339,6 @@ def _clean(path: str) -> str:
     return os.path.normpath(os.path.join("/", path))
 
 
-# --- mountinfo -------------------------------------------------------------
-
-
-def _unescape(field: str) -> str:
-    """Undo mountinfo's octal escapes (\\040 for a space, and so on)."""
-    if "\\" not in field:
-        return field
-    parts = field.split("\\")
-    out = [parts[0]]
-    for part in parts[1:]:
-        code = part[:3]
-        if len(code) == 3 and all(c in "01234567" for c in code):
-            out.append(chr(int(code, 8)) + part[3:])
-        else:
-            out.append("\\" + part)
-    return "".join(out)
-
-
-def _mountinfo() -> list[_MountInfo]:
-    entries = []
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            entries.append(
-                _MountInfo(
-                    root=_unescape(fields[3]),
-                    mountpoint=_unescape(fields[4]),
-                    optional=tuple(fields[6:sep]),
-                    fstype=fields[sep + 1],
-                    super_options=tuple(fields[sep + 3].split(","))
-                    if len(fields) > sep + 3
-                    else (),
-                )
-            )
-    return entries
 
 
 # --- before the jail -------------------------------------------------------
@@ -396,7 +352,7 @@ def _prepare_root(rootfs: str, propagation: int) -> None:
     to be a mount whose parent is not shared.
     """
     sc.mount(None, "/", None, propagation or (sc.MS_SLAVE | sc.MS_REC))
-    parents = [m for m in _mountinfo() if _is_within(rootfs, m.mountpoint)]
+    parents = [m for m in mountinfo.entries() if _is_within(rootfs, m.mountpoint)]
     if parents:
         parent = max(parents, key=lambda m: len(m.mountpoint))
         if any(opt.startswith("shared:") for opt in parent.optional):
@@ -790,7 +746,7 @@ def _set_rec_attr(ctx: _Context, m: Mount, dest: str) -> None:
 
 
 def _cgroup2_unified() -> bool:
-    tops = [m for m in _mountinfo() if m.mountpoint == "/sys/fs/cgroup"]
+    tops = [m for m in mountinfo.entries() if m.mountpoint == "/sys/fs/cgroup"]
     return bool(tops) and tops[-1].fstype == "cgroup2"
 
 
@@ -831,7 +787,7 @@ def _mount_cgroup1(ctx: _Context, m: Mount) -> None:
     own = _own_cgroups()
     seen: set[tuple[str, ...]] = set()
     merged: list[str] = []
-    for info in _mountinfo():
+    for info in mountinfo.entries():
         controllers = tuple(o for o in info.super_options if o in own and o)
         if info.fstype != "cgroup" or not controllers or controllers in seen:
             continue
@@ -1016,7 +972,7 @@ def _move_root(rootfs: str) -> None:
     namespace, and their presence lets the container mount fresh ones; so
     they are detached first (or covered when detaching is refused).
     """
-    for info in _mountinfo():
+    for info in mountinfo.entries():
         if info.root != "/" or info.fstype not in ("proc", "sysfs"):
             continue
         if _is_within(info.mountpoint, rootfs):

@@ -20,32 +20,20 @@ import time
 
 from runpy_exec.errors import PyruncError
 
+# Where the hierarchies are mounted is read in linux.mountinfo; the cgroup
+# modules take these names from here.
+from runpy_exec.linux.mountinfo import UNIFIED as UNIFIED
+from runpy_exec.linux.mountinfo import V1_CONTROLLERS as V1_CONTROLLERS
+from runpy_exec.linux.mountinfo import cgroup_hierarchies
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
-UNIFIED = ""
-
-# The v1 hierarchies runc joins; any other (e.g. "misc", or a named hierarchy
-# of another tool) is left alone.
-V1_CONTROLLERS = (
-    "cpuset", "cpu", "cpuacct", "memory", "devices", "freezer", "net_cls", "blkio",
-    "perf_event", "net_prio", "hugetlb", "pids", "rdma", "name=systemd",
-)  # fmt: skip
-
 
 def label(controller: str) -> str:
     return controller or "unified"
-
-
-def _unescape(field: str) -> str:
-    """Undo mountinfo's octal escapes (\\040 for a space, ...)."""
-    if "\\" not in field:
-        return field
-    return (
-        field.encode().decode("unicode_escape").encode("latin-1").decode(errors="surrogateescape")
-    )
 
 
 def own_cgroup_paths(pid: int | str = "self") -> dict[str, str]:
@@ -67,32 +55,9 @@ def own_cgroup_paths(pid: int | str = "self") -> dict[str, str]:
     return paths
 
 
-def _mounts() -> dict[str, tuple[str, str]]:
-    """Controller -> (mount directory, root of the hierarchy that the mount shows).
-
-    The root is not "/" when only a subtree is mounted, as inside a container;
-    paths from /proc/<pid>/cgroup are then relative to that root.  The first
-    mount of a hierarchy wins.
-    """
-    mounts: dict[str, tuple[str, str]] = {}
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            fstype, superopts = fields[sep + 1], fields[sep + 3]
-            where = (_unescape(fields[4]), _unescape(fields[3]))
-            if fstype == "cgroup2":
-                mounts.setdefault(UNIFIED, where)
-            elif fstype == "cgroup":
-                for opt in superopts.split(","):
-                    if opt in V1_CONTROLLERS:
-                        mounts.setdefault(opt, where)
-    return mounts
-
-
 def mountpoints() -> dict[str, str]:
     """Controller -> the directory where its hierarchy is mounted."""
-    return {controller: mnt for controller, (mnt, _) in _mounts().items()}
+    return {controller: mnt for controller, (mnt, _) in cgroup_hierarchies().items()}
 
 
 def _checked(path: str) -> str:
@@ -119,7 +84,7 @@ def resolve_paths(cgroups_path: str | None, container_id: str) -> dict[str, str]
     inner = _checked(cgroups_path or container_id)
     own = {} if inner.startswith("/") else own_cgroup_paths()
     paths: dict[str, str] = {}
-    for controller, (mnt, root) in _mounts().items():
+    for controller, (mnt, root) in cgroup_hierarchies().items():
         if inner.startswith("/"):
             paths[controller] = posixpath.join(mnt, inner.lstrip("/"))
             continue
