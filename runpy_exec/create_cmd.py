@@ -227,11 +227,7 @@ def _keep_seccomp_program(flt: seccomp.Filter, state_dir: str) -> None:
         return
     store.atomic_write(os.path.join(state_dir, seccomp.PROGRAM_FILE), code)
     if flt.cache_path:
-        try:  # noqa: SIM105 - contextlib stays off create's path
-            os.makedirs(os.path.dirname(flt.cache_path), 0o700, exist_ok=True)
-            store.atomic_write(flt.cache_path, code)
-        except OSError:
-            pass
+        store.write_cache_entry(flt.cache_path, code)
 
 
 def _check_namespaces_unique(linux: dict[str, Any]) -> None:

@@ -14,7 +14,6 @@ between calls (:func:`_host_part`).
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 
@@ -32,9 +31,6 @@ if TYPE_CHECKING:
 HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart",
          "poststop"]
 
-# seccomp(2): SECCOMP_SET_MODE_FILTER, and the syscall's number per machine.
-_SECCOMP_SET_MODE_FILTER = 1
-_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "ppc64le": 358, "s390x": 348, "riscv64": 277}
 # The libseccomp API level each action needs (seccomp_api_get(3)).
 _ACTION_API = {
     "SCMP_ACT_KILL": 1, "SCMP_ACT_KILL_THREAD": 1, "SCMP_ACT_TRAP": 1, "SCMP_ACT_ERRNO": 1,
@@ -44,28 +40,13 @@ _ACTION_API = {
 # listener fd to listenerPath, so a notified syscall would wait forever.
 
 
-def _kernel_accepts_filter_flag(flag: int) -> bool:
-    """Ask seccomp(2) with no program: EFAULT means the flag is known, EINVAL not.
-
-    The probe installs nothing (the program pointer is NULL).
-    """
-    from runpy_exec.linux import libc
-
-    number = _SYS_SECCOMP.get(os.uname().machine)
-    if number is None:
-        return False
-    result = libc.syscall(number, libc.c_uint(_SECCOMP_SET_MODE_FILTER), libc.c_uint(flag),
-                          libc.c_void_p(None))
-    return result == -1 and libc.get_errno() == errno.EFAULT
-
-
 def seccomp_features() -> tuple[dict[str, Any], str] | None:
     """The seccomp section and libseccomp's version, or None without libseccomp.
 
     Asked of libseccomp itself, the library pyseccomp compiles with: importing
     pyseccomp to ask would cost ~15 ms (its import runs ldconfig twice).
     """
-    from runpy_exec.linux import seccomp
+    from runpy_exec.linux import seccomp, syscalls
 
     version = seccomp.libseccomp_version()
     if version is None:
@@ -80,7 +61,7 @@ def seccomp_features() -> tuple[dict[str, Any], str] | None:
         "knownFlags": known_flags,
         # Loaded only where the kernel takes the flag and libseccomp can ask for it.
         "supportedFlags": [flag for flag in known_flags
-                           if _kernel_accepts_filter_flag(seccomp.KERNEL_FLAGS[flag])
+                           if syscalls.seccomp_filter_flag_known(seccomp.KERNEL_FLAGS[flag])
                            and seccomp.libseccomp_sets_flag(flag)],
     }
     return section, version
@@ -110,11 +91,9 @@ def _systemd_bus() -> bool:
 def _own_bounding_set() -> int:
     """pyrunc can only grant what it holds: a capability outside its own bounding
     set (dropped by whoever started it) would make capset(2) fail."""
-    with open("/proc/self/status", "rb") as f:
-        for line in f:
-            if line.startswith(b"CapBnd:"):
-                return int(line.split()[1], 16)
-    return 0
+    from runpy_exec.linux import proc
+
+    return int(proc.status_field("self", "CapBnd") or "0", 16)
 
 
 def print_features(opts: GlobalOptions) -> None:
@@ -225,11 +204,13 @@ def _host_part(cache_dir: str) -> dict[str, Any]:
     host = _probe_host()
     try:
         files = [[path, *_identity(path)] for path in sorted(_sources())]
-        _file(cache, jsonio.dumps({"package": package, "boot": boot,
-                                   "loaderEnv": loader_env, "files": files,
-                                   "host": host}).encode())
-    except (OSError, ValueError):  # a file that is gone (upgraded meanwhile), a read-only /var
-        pass
+        data = jsonio.dumps({"package": package, "boot": boot, "loaderEnv": loader_env,
+                             "files": files, "host": host}).encode()
+    except (OSError, ValueError):  # a file that is gone (upgraded meanwhile)
+        return host
+    from runpy_exec import state
+
+    state.write_cache_entry(cache, data)
     return host
 
 
@@ -266,10 +247,3 @@ def _sources() -> set[str]:
     if os.path.exists("/etc/ld.so.cache"):
         files.add("/etc/ld.so.cache")
     return files
-
-
-def _file(cache: str, data: bytes) -> None:
-    from runpy_exec import state
-
-    os.makedirs(os.path.dirname(cache), 0o700, exist_ok=True)
-    state.atomic_write(cache, data)

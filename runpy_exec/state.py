@@ -147,6 +147,17 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
         raise
 
 
+def write_cache_entry(path: str, data: bytes) -> None:
+    """File a cache entry (create's seccomp programs, features' host part), its
+    directory made root's alone if missing.  A cache that cannot be written
+    (a read-only /var) only makes the next call compute it again."""
+    try:  # noqa: SIM105 - contextlib is kept off this path
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+        atomic_write(path, data)
+    except OSError:
+        pass
+
+
 def _link_unnamed(fd: int, directory: str, path: str, tmp: str) -> bool:
     """Name the O_TMPFILE ``fd``: ``path`` itself when no file is there (True, done),
     else ``tmp``, for the caller to rename over ``path`` (False)."""

@@ -6,6 +6,7 @@ names the call that failed.  Nothing here decides anything.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from runpy_exec.linux import libc
@@ -121,7 +122,9 @@ def ambient_clear_all() -> None:
     _check(result, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)")
 
 
-_SYS_SECCOMP = 317
+# seccomp(2)'s number differs by machine (it predates the generic table).
+_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "ppc64le": 358, "s390x": 348,
+                "riscv64": 277}.get(os.uname().machine)
 _SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_TSYNC = 1
 SECCOMP_FILTER_FLAG_LOG = 2
@@ -153,9 +156,27 @@ class BpfProgram:
 
 def seccomp_set_mode_filter(program: BpfProgram, flags: int) -> None:
     """seccomp(SECCOMP_SET_MODE_FILTER, flags, program): what libseccomp's load does."""
-    result = libc.syscall(_SYS_SECCOMP, libc.c_uint(_SECCOMP_SET_MODE_FILTER),
-                          libc.c_uint(flags), libc.byref(program.fprog))
-    _check(result, "seccomp(SECCOMP_SET_MODE_FILTER)")
+    _check(_seccomp_set_mode_filter(flags, libc.byref(program.fprog)),
+           "seccomp(SECCOMP_SET_MODE_FILTER)")
+
+
+def seccomp_filter_flag_known(flags: int) -> bool:
+    """Whether the kernel knows the filter ``flags``: seccomp(SECCOMP_SET_MODE_FILTER)
+    with no program fails EFAULT for flags it knows and EINVAL for others, and
+    installs nothing."""
+    try:
+        result = _seccomp_set_mode_filter(flags, libc.c_void_p(None))
+    except OSError:
+        return False
+    return result == -1 and libc.get_errno() == errno.EFAULT
+
+
+def _seccomp_set_mode_filter(flags: int, program: object) -> int:
+    if _SYS_SECCOMP is None:
+        raise OSError(errno.ENOSYS, f"seccomp: its number on {os.uname().machine} is not known")
+    result: int = libc.syscall(_SYS_SECCOMP, libc.c_uint(_SECCOMP_SET_MODE_FILTER),
+                               libc.c_uint(flags), program)
+    return result
 
 
 _SYS_OPENAT2 = 437
