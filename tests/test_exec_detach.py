@@ -147,6 +147,59 @@ def test_detached_start_failure(rt: Runtime, ctr: str, init: int, tmp_path: Path
     assert cgroup_pids(init) == {init}
 
 
+_RECORD_FORKS = """
+import os, runpy, sys
+caller = os.getpid()
+forks = []
+real_fork, real_exit = os.fork, os._exit
+
+def recording_fork():
+    forks.append("runpy_exec.validate" in sys.modules)  # was the process file checked?
+    return real_fork()
+
+def report_and_exit(status):
+    if os.getpid() == caller:
+        os.write(2, f"forks={len(forks)} checked_before={all(forks)}\\n".encode())
+    real_exit(status)
+
+os.fork, os._exit = recording_fork, report_and_exit
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_detached_exec_forks_its_waiter_only_once_the_input_is_checked(
+        rt: Runtime, ctr: str, init: int, tmp_path: Path) -> None:
+    """Loading, resolving and checking happen in pyrunc itself; the forked waiter
+    only starts the process (work done there would copy pyrunc's pages).  So a bad
+    process.json forks nothing, and fails as a foreground exec does."""
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps({"args": ["true"], "cwd": "/", "env": ["PATH=/bin"]}))
+    bad.write_text(json.dumps({"args": ["true"], "cwd": "/", "terminal": "no"}))
+    pid_file = tmp_path / "waiter.pid"
+
+    def detached_exec(process: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", _RECORD_FORKS, rt.binary, "--root", str(rt.root),
+             "exec", "-d", "-p", str(process), "--pid-file", str(pid_file), ctr],
+            capture_output=True, text=True, timeout=60)
+
+    started = detached_exec(good)
+    assert started.returncode == 0, started.stderr
+    assert started.stderr.splitlines()[-1] == "forks=1 checked_before=True"
+    assert pid_file.read_text().isdigit()
+    pid_file.unlink()
+
+    refused = detached_exec(bad)
+    foreground = rt("exec", "-p", str(bad), ctr)
+    assert (refused.returncode, foreground.returncode) == (255, 255)
+    message, report = refused.stderr.splitlines()
+    assert report == "forks=0 checked_before=True"
+    assert message == foreground.stderr.strip() and str(bad) in message
+    assert not pid_file.exists()
+    assert cgroup_pids(init) == {init}
+
+
 FDS_HELPER = r'''
 """fds.py PID_FILE -- PYRUNC ARGS...: a detached exec given pipes on fds 3, 7 and 9.
 
