@@ -12,18 +12,23 @@ every fd its caller handed it, and an engine that waits for EOF on a pipe it
 gave pyrunc must see it when pyrunc is done, not when the process exits.  So
 the launcher re-spawns itself as this waiter (:func:`become`): it keeps only
 the process's pidfd, execs a bare interpreter (``-I -S``) that imports nothing
-but ``_signal``, and waits there (:func:`main`).
+but this module, and waits there (:func:`main`).  Every detached exec pays
+for that interpreter's start, in CPU if not in the caller's wait; so the
+waiter's side uses the C modules under ``os`` and ``signal`` themselves.
 
 The interface is two calls: :func:`become` (launcher side, never returns) and
 :func:`main` (the waiter itself).
 """
 
-from __future__ import annotations
-
 # The C module under ``signal``: ``signal`` itself imports enum, ~1 MB of
 # resident memory in every waiter for names nobody reads.
 import _signal
-import os
+
+# The C module under ``os`` (built in): a bare interpreter has not imported
+# ``os``, whose import (stat, posixpath, _collections_abc) was ~0.7 ms of CPU,
+# about an eighth of each waiter's start.  ``__future__`` stays out for the
+# same reason: the annotations below hold at run time.
+import posix
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,7 +45,7 @@ MARK = "pyrunc-exec-waiter"  # the waiter's first argument, for ps and for tests
 _BOOT = "import sys; sys.path.insert(0, sys.argv[2]); from runpy_exec.waiter import main; main()"
 
 
-def become(pid: int, pidfd: int, timeout: float | None, *, keep_stdio: bool) -> NoReturn:
+def become(pid: int, pidfd: int, timeout: float | None, *, keep_stdio: bool) -> "NoReturn":
     """Replace this process with the waiter for ``pid``; never returns.
 
     Signals are blocked from here to the waiter's handlers: a signal that
@@ -50,6 +55,8 @@ def become(pid: int, pidfd: int, timeout: float | None, *, keep_stdio: bool) -> 
     is closed, stdio too unless ``keep_stdio`` (a foreground exec keeps its
     caller's terminal or pipes, as before).
     """
+    import os  # loaded long ago by the launcher, unlike in the waiter
+
     _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
     if pidfd != PIDFD:
         os.dup2(pidfd, PIDFD)  # inheritable, unlike the original
@@ -60,20 +67,28 @@ def become(pid: int, pidfd: int, timeout: float | None, *, keep_stdio: bool) -> 
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
     _close_at_exec(PIDFD + 1)
-    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    import sys
-
-    argv = [sys.executable, "-I", "-S", "-c", _BOOT, MARK, package_parent, str(pid),
-            "" if timeout is None else repr(timeout)]
+    argv = waiter_argv(pid, timeout)
     try:
-        os.execv(sys.executable, argv)
+        os.execv(argv[0], argv)
     finally:
         # execv failed: nobody is left to report to; the process dies with us.
         os._exit(255)
 
 
+def waiter_argv(pid: int, timeout: float | None) -> list[str]:
+    """The waiter's command line: this interpreter, bare, running :func:`main`."""
+    import os
+    import sys
+
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return [sys.executable, "-I", "-S", "-c", _BOOT, MARK, package_parent, str(pid),
+            "" if timeout is None else repr(timeout)]
+
+
 def _close_at_exec(first: int) -> None:
     """Mark every fd from ``first`` on close-on-exec: one syscall, whatever the fd limit."""
+    import os
+
     from runpy_exec.linux import syscalls
 
     try:
@@ -88,12 +103,12 @@ def _close_at_exec(first: int) -> None:
                     continue  # the listing's own fd, closed by now
 
 
-def main() -> NoReturn:
+def main() -> "NoReturn":
     """The waiter: ``argv`` is [MARK, package dir, pid, timeout or ""]; the pidfd is fd 3."""
     import sys
 
     pid, timeout = int(sys.argv[3]), float(sys.argv[4]) if sys.argv[4] else None
-    os._exit(wait(pid, PIDFD, timeout))
+    posix._exit(wait(pid, PIDFD, timeout))
 
 
 def wait(pid: int, pidfd: int, timeout: float | None) -> int:
@@ -112,7 +127,7 @@ def wait(pid: int, pidfd: int, timeout: float | None) -> int:
     timed_out = False
     while True:
         # Before every wait: a SIGCHLD from before the signals were blocked is lost.
-        done, status = os.waitpid(pid, os.WNOHANG)
+        done, status = posix.waitpid(pid, posix.WNOHANG)
         if done:
             break
         if deadline is not None and time.monotonic() >= deadline:
@@ -127,7 +142,9 @@ def wait(pid: int, pidfd: int, timeout: float | None) -> int:
             _send(pidfd, info.si_signo)
     if timed_out:
         return TIMEOUT_STATUS
-    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    if posix.WIFEXITED(status):
+        return posix.waitstatus_to_exitcode(status)
+    return 128 + posix.WTERMSIG(status)
 
 
 def _send(pidfd: int, signum: int) -> None:
