@@ -7,14 +7,15 @@ process's status (124 when ``--timeout`` killed it).  The process carries a
 parent-death SIGKILL, so a killed waiter takes it along.
 
 Such waiters live as long as their processes, hundreds on a busy node.  The
-pyrunc that launched the process holds everything exec imported (~12 MB) and
-every fd its caller handed it, and an engine that waits for EOF on a pipe it
-gave pyrunc must see it when pyrunc is done, not when the process exits.  So
-the launcher re-spawns itself as this waiter (:func:`become`): it keeps only
-the process's pidfd, execs a bare interpreter (``-I -S``) that imports nothing
-but this module, and waits there (:func:`main`).  Every detached exec pays
-for that interpreter's start, in CPU if not in the caller's wait; so the
-waiter's side uses the C modules under ``os`` and ``signal`` themselves.
+pyrunc that launched the process holds everything exec imported (~12 MB).
+So a process still running after ``exec_cmd.HAND_OFF_AFTER`` (foreground or
+detached) gets this waiter instead: pyrunc re-spawns itself as it
+(:func:`become`), keeping only the process's pidfd, execs a bare interpreter
+(``-I -S``) that imports nothing but this module, and waits there
+(:func:`main`).  A process that ends sooner, as probes do, is waited for by
+pyrunc itself and costs no second interpreter.  Every long exec pays for
+this one's start; so the waiter's side uses the C modules under ``os`` and
+``signal`` themselves.
 
 The interface is two calls: :func:`become` (launcher side, never returns) and
 :func:`main` (the waiter itself).

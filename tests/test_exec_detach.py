@@ -19,24 +19,27 @@ from typing import Any
 
 import pytest
 
+from runpy_exec.exec_cmd import HAND_OFF_AFTER
 from tests.conftest import Runtime, pyrunc_binary
 from tests.exec_support import ConsoleReceiver, cgroup_pids
 
 pytestmark = pytest.mark.root
 
 SUBREAPER_HELPER = r'''
-"""subreaper.py PID_FILE OUT_FILE SIGNAL -- PYRUNC ARGS...: run a detached exec as its reaper."""
+"""subreaper.py PID_FILE OUT_FILE SIGNAL HANDOFF -- PYRUNC ARGS...: run a detached exec
+as its reaper.  HANDOFF "1": wait for the small waiter to take over before SIGNAL."""
 import ctypes, json, os, signal, subprocess, sys, time
 
 PR_SET_CHILD_SUBREAPER = 36
 libc = ctypes.CDLL(None, use_errno=True)
 if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
     raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-pid_file, out_file, send = sys.argv[1:4]
-argv = sys.argv[5:]
+pid_file, out_file, send, handoff = sys.argv[1:5]
+argv = sys.argv[6:]
 with open(out_file, "wb") as out, open(out_file + ".err", "w+b") as err:
     # The process inherits pyrunc's stdio: files, so that nothing waits for their end.
     done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+    returned = time.monotonic()
     err.seek(0)
     report = {"rc": done.returncode, "stderr": err.read().decode(),
               "pid_file_exists": os.path.exists(pid_file)}
@@ -50,6 +53,16 @@ if done.returncode == 0:
     deadline = time.monotonic() + 10
     while b"ready" not in open(out_file, "rb").read() and time.monotonic() < deadline:
         time.sleep(0.01)
+    report["cmdline_when_ready"] = open(f"/proc/{pid}/cmdline").read().split("\0")
+    if handoff == "1":
+        cmdline = []
+        while "pyrunc-exec-waiter" not in cmdline and time.monotonic() < deadline:
+            time.sleep(0.01)
+            cmdline = open(f"/proc/{pid}/cmdline").read().split("\0")
+        report["handed_off_after"] = time.monotonic() - returned
+        report["cmdline_handed_off"] = cmdline
+        status_lines = open(f"/proc/{pid}/status").read().splitlines()
+        report["rss_kib"] = int(next(l for l in status_lines if l.startswith("VmRSS:")).split()[1])
     if send != "-":
         os.kill(pid, getattr(signal, send))
     _, status = os.waitpid(pid, 0)
@@ -63,15 +76,16 @@ print(json.dumps(report))
 
 
 def detached(rt: Runtime, tmp_path: Path, flags: list[str], ctr: str, args: list[str],
-             send: str = "-") -> dict[str, Any]:
+             send: str = "-", handoff: bool = False) -> dict[str, Any]:
     helper = tmp_path / "subreaper.py"
     helper.write_text(SUBREAPER_HELPER)
     pid_file = tmp_path / "waiter.pid"
     out = tmp_path / "out"
     argv = [pyrunc_binary(), "--root", str(rt.root), "exec", "-d", "--pid-file", str(pid_file),
             *flags, ctr, *args]
-    done = subprocess.run([sys.executable, str(helper), str(pid_file), str(out), send, "--",
-                           *argv], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, str(helper), str(pid_file), str(out), send,
+                           "1" if handoff else "0", "--", *argv],
+                          capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
     report["out"] = out.read_text() if out.exists() else ""
@@ -80,14 +94,32 @@ def detached(rt: Runtime, tmp_path: Path, flags: list[str], ctr: str, args: list
 
 def test_detached_waiter_is_the_subreaper_s_child_and_exits_with_the_status(
         rt: Runtime, ctr: str, tmp_path: Path) -> None:
+    """A process this short is waited for by the forked pyrunc itself: no second
+    interpreter is started for it."""
     report = detached(rt, tmp_path, [], ctr, ["sh", "-c", "echo ready; sleep 0.3; exit 3"])
     assert report["rc"] == 0, report["stderr"]
     assert report["pid_text"].isdigit()  # the number only, no newline
     assert report["alive_at_return"]
     assert report["ppid"] == report["self"]
-    assert "pyrunc-exec-waiter" in report["cmdline"]  # pyrunc's waiter
+    for cmdline in (report["cmdline"], report["cmdline_when_ready"]):
+        assert cmdline[1:2] == [pyrunc_binary()] and "-d" in cmdline  # pyrunc, as forked
     assert report["status"] == 3
     assert report["out"] == "ready\n"
+
+
+def test_a_long_detached_exec_is_handed_to_the_small_waiter(rt: Runtime, ctr: str,
+                                                            tmp_path: Path) -> None:
+    """After HAND_OFF_AFTER the waiter re-spawns as the bare interpreter of
+    runpy_exec.waiter: same pid, small, still relaying signals and the status."""
+    script = "trap 'exit 42' USR1; echo ready; while :; do sleep 0.05; done"
+    report = detached(rt, tmp_path, [], ctr, ["sh", "-c", script], send="SIGUSR1",
+                      handoff=True)
+    assert report["rc"] == 0, report["stderr"]
+    assert "pyrunc-exec-waiter" in report["cmdline_handed_off"]
+    # Counted from pyrunc's return; the waiter started counting just before it.
+    assert HAND_OFF_AFTER - 0.1 <= report["handed_off_after"] < 10
+    assert report["rss_kib"] <= 9 * 1024  # the issue's bar for a waiting waiter
+    assert report["status"] == 42
 
 
 def test_signals_sent_to_the_waiter_reach_the_process(rt: Runtime, ctr: str,
@@ -206,7 +238,7 @@ FDS_HELPER = r'''
 As an engine does: it hands pyrunc the write ends, closes its own once pyrunc
 has returned, and waits for EOF on the read ends.
 """
-import fcntl, json, os, select, signal, subprocess, sys
+import fcntl, json, os, select, signal, subprocess, sys, time
 
 pid_file = sys.argv[1]
 argv = sys.argv[3:]
@@ -231,6 +263,10 @@ for fd, r in readers.items():
     ready = select.select([r], [], [], 5)[0]
     report["eof"][fd] = bool(ready) and os.read(r, 1) == b""
 pid = int(open(pid_file).read())
+deadline = time.monotonic() + 10
+while "pyrunc-exec-waiter" not in open(f"/proc/{pid}/cmdline").read().split("\0"):
+    assert time.monotonic() < deadline, "the small waiter never took over"
+    time.sleep(0.01)
 report["process_alive"] = any(
     os.path.exists(f"/proc/{child}") for child in
     open(f"/proc/{pid}/task/{pid}/children").read().split())
@@ -244,7 +280,8 @@ print(json.dumps(report))
 def test_detached_waiter_keeps_neither_the_callers_fds_nor_the_log(
         rt: Runtime, ctr: str, init: int, tmp_path: Path) -> None:
     """An engine waiting for EOF on a pipe it handed pyrunc sees it when pyrunc
-    returns, not when the process exits; the waiter holds its pidfd and /dev/null."""
+    returns, not when the process exits; the small waiter, once it has taken
+    over, holds its pidfd and /dev/null."""
     helper = tmp_path / "fds.py"
     helper.write_text(FDS_HELPER)
     pid_file, log = tmp_path / "waiter.pid", tmp_path / "log"

@@ -53,31 +53,12 @@ def run(opts: GlobalOptions, req: ExecRequest, listener: socket.socket, ready_w:
         _translate_newlines(launched.master_fd)
         os.write(ready_w, b"ok")
         os.close(ready_w)
-        _let_go_of_the_callers_fds(launched.master_fd)
+        os.set_inheritable(launched.master_fd, False)  # ours, not the caller's
+        exec_cmd.let_go_of_the_callers_fds()
         session = Session(req, launched, listener, idle, state_dir)
         status = session.serve()
     finally:
         os._exit(status)
-
-
-def _let_go_of_the_callers_fds(master_fd: int) -> None:
-    """Keep nothing of the caller's once the process has what it was given.
-
-    The caller's stdio (it may read our stdout to its end) and any fd it let
-    us inherit (--preserve-fds, --pass-fd, a shim's pipes) would otherwise
-    stay open for the session's whole life.  pyrunc's own fds are all
-    close-on-exec; the ones that are not are the caller's.
-    """
-    os.set_inheritable(master_fd, False)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        with contextlib.suppress(OSError):
-            if fd > 2 and os.get_inheritable(fd):
-                os.close(fd)
 
 
 def _translate_newlines(master_fd: int) -> None:
