@@ -17,7 +17,8 @@ Why it is built this way:
   start of such a container; ``update -r FILE`` and ``features`` as well.
 * Besides the foreground execs, ``exec -d -p FILE --pid-file F``: what
   containerd's shim runs for every exec, so for every Kubernetes exec probe.
-  pyrunc re-spawns its waiter there, which runc does not have to.  Its CPU
+  pyrunc forks its waiter there (re-spawned as a bare interpreter for a
+  process that outlives 0.5 s), which runc does not have to.  Its CPU
   includes what the command leaves behind (pyrunc's waiter, runc's process),
   waited for as their subreaper after the command's wall time has ended.
 * Two regimes: "spaced", each command 50 ms after the previous one, as exec
