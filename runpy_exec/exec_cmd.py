@@ -109,7 +109,7 @@ def _hand_off_if_long(launched: Launched, timeout: float | None) -> float | None
 
     sys.stdout.flush()
     sys.stderr.flush()
-    waiter.become(launched.pid, launched.pidfd, left, keep_stdio=True)
+    waiter.become(launched.pid, launched.pidfd, left)
 
 
 def _check_terminal(req: ExecRequest, terminal: bool) -> None:
@@ -182,7 +182,7 @@ def _exec_detached(opts: GlobalOptions, req: ExecRequest, timeout: float | None)
 
 
 def _run_waiter(req: ExecRequest, plan: ProcessPlan, prepared: _Prepared, ready_w: int,
-                timeout: float | None) -> None:
+                timeout: float | None) -> NoReturn:
     """The forked waiter: start the process, report to the caller, then wait.
 
     Before it reports, it lets go of everything of the caller's, so that the

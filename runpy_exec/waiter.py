@@ -46,15 +46,16 @@ MARK = "pyrunc-exec-waiter"  # the waiter's first argument, for ps and for tests
 _BOOT = "import sys; sys.path.insert(0, sys.argv[2]); from runpy_exec.waiter import main; main()"
 
 
-def become(pid: int, pidfd: int, timeout: float | None, *, keep_stdio: bool) -> "NoReturn":
+def become(pid: int, pidfd: int, timeout: float | None) -> "NoReturn":
     """Replace this process with the waiter for ``pid``; never returns.
 
     Signals are blocked from here to the waiter's handlers: a signal that
     arrives meanwhile stays pending across execve and is forwarded then.
     The process stays our child (execve keeps children and, being the same
-    thread, does not fire its parent-death signal).  Every fd but the pidfd
-    is closed, stdio too unless ``keep_stdio`` (a foreground exec keeps its
-    caller's terminal or pipes, as before).
+    thread, does not fire its parent-death signal).  Every fd but stdio and
+    the pidfd is closed: stdio is a foreground exec's caller's terminal or
+    pipes, kept as before, and /dev/null in a detached exec's waiter, which
+    has let go of the caller's already.
     """
     import os  # loaded long ago by the launcher, unlike in the waiter
 
@@ -63,10 +64,6 @@ def become(pid: int, pidfd: int, timeout: float | None, *, keep_stdio: bool) -> 
         os.dup2(pidfd, PIDFD)  # inheritable, unlike the original
     else:
         os.set_inheritable(PIDFD, True)
-    if not keep_stdio:
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
     _close_at_exec(PIDFD + 1)
     argv = waiter_argv(pid, timeout)
     try:
