@@ -197,13 +197,15 @@ def _run_waiter(req: ExecRequest, plan: ProcessPlan, prepared: _Prepared, ready_
             launched = _fork_into_container(plan, prepared)
         finally:
             prepared.close()
+        # Before the pid files: a failure here is reported, with none written
+        # (the process dies with us, by its parent-death signal).
+        let_go_of_the_callers_fds()
         _report_started(req, launched, os.getpid())
     except Exception as err:  # noqa: BLE001 - the caller reports it; we only pass it on
         message = str(err) if isinstance(err, PyruncError) else (
             f"pyrunc: internal error: {type(err).__name__}: {err}")
         os.write(ready_w, b"error:" + message.encode())
         os._exit(EXEC_ERROR)
-    let_go_of_the_callers_fds()
     os.write(ready_w, b"ok")
     os.close(ready_w)
     left = _hand_off_if_long(launched, timeout)
