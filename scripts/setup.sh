@@ -61,7 +61,7 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check \
 	--config-settings editable_mode=compat -e '.[test]'
 # The venv's own setuptools (pip builds in an isolated environment and does
-# not need it) ships a .pth that imports _distutils_hack on every start (~0.9 ms).
+# not need it) ships a .pth that imports _distutils_hack on every start (~0.5 ms).
 .venv/bin/python -m pip uninstall -q -y setuptools 2>/dev/null || true
 # Bytecode now, so a start never pays for compiling (PYTHONDONTWRITEBYTECODE
 # may be set, which stops Python from caching it by itself).
