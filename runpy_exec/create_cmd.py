@@ -3,9 +3,10 @@
 The parent validates the bundle and prepares cgroups, then forks a first
 child that enters the new namespaces (the user namespace first, with the id
 maps written by the parent) and forks the container's init, pid 1 of the new
-pid namespace.  The init builds the root filesystem, reports "ready", and
-blocks opening the exec fifo until ``start`` opens the other end; then it
-becomes the container process through the same setup path as ``exec``.
+pid namespace.  The init builds the root filesystem and sets the process up
+through the same path as ``exec`` (user, capabilities, limits...) as far as
+its seccomp filter; then it reports "ready" and blocks opening the exec fifo
+until ``start`` opens the other end, and goes on to the filter and execve.
 Anything that fails before "ready" is undone: no process, cgroup or state
 directory is left behind.
 """
@@ -664,25 +665,38 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
             raise RuntimeError("pyrunc create went away before the container was ready")
         created_state = jsonio.loads(go.removeprefix("go "))
         hooks.run_spec_hooks(spec, "createContainer", created_state, fatal=True)
-        # What runc refuses at create rather than at start: limits the host
-        # will not grant, and a program that is not there.
-        stage = "rlimits"
-        process_setup.apply_rlimits(plan)
-        if plan.oom_score_adj is not None:
-            stage = "oom_score_adj"
-            procfs.write_file(proc_root, "self/oom_score_adj", str(plan.oom_score_adj))
         stage = "proc"
         proc_files = process_setup.open_proc_files(plan, proc_root)
         os.close(proc_root)
+        # A program that is not there is create's failure (as runc's), even
+        # where the setup below waits for start early, before a filter loaded
+        # without no_new_privileges, and looks for it only then.
         try:
             process_setup.find_program(plan)
         except process_setup.ChildError as err:
             raise process_setup.ChildError(f"exec {plan.args[0]!r}", str(err), err.errno) from None
-        os.write(sync.up_w, b"ready\n")
     except BaseException as err:  # noqa: BLE001 - report, never return into the parent
         process_setup.report_and_exit(sync.err_w, stage, err)
-    # From "ready" on, create has returned and nobody reads the error pipe:
-    # `start` reads the exec fifo instead, until execve closes it.
+    # Failures until wait_for_start are create's, reported on the error pipe.
+    setup = process_setup.ChildSetup(plan=plan, error_fd=sync.err_w,
+                                     seccomp_filter=seccomp_filter,
+                                     keep_fds=frozenset(range(3, 3 + req.preserve_fds)),
+                                     proc_files=proc_files)
+
+    def wait_for_start() -> int:
+        return _wait_for_start(spec, plan, req, sync, fifo_fd, created_state)
+
+    process_setup.setup_and_exec(setup, wait_for_start)
+
+
+def _wait_for_start(spec: dict[str, Any], plan: ProcessPlan, req: CreateRequest,
+                    sync: _Channels, fifo_fd: int, created_state: dict[str, Any]) -> int:
+    """Say "ready" (create returns), wait for `start`, run the startContainer hooks.
+
+    Returns the fd `start` reads until execve closes it: failures from here
+    on are start's to report, and nobody reads the error pipe any more.
+    """
+    os.write(sync.up_w, b"ready\n")
     try:
         # Reopen the fifo through our own fd: the host path is gone after
         # pivot_root.  The open blocks until `start` opens the other end.
@@ -700,7 +714,4 @@ def _init(spec: dict[str, Any], plan: ProcessPlan, seccomp_filter: Any, req: Cre
                              fatal=True, default_env=list(plan.env))
     except BaseException as err:  # noqa: BLE001 - the process must not start after this
         process_setup.report_and_exit(report_fd, "startContainer hook", err)
-    setup = process_setup.ChildSetup(plan=plan, error_fd=report_fd, seccomp_filter=seccomp_filter,
-                                     keep_fds=frozenset(range(3, 3 + req.preserve_fds)),
-                                     proc_files=proc_files)
-    process_setup.setup_and_exec(setup)
+    return report_fd

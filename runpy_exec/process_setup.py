@@ -480,7 +480,8 @@ def _die_with_parent(parent_seen_as: int) -> None:
         raise ChildError("parent death signal", "the waiting pyrunc died before the start")
 
 
-def setup_and_exec(setup: ChildSetup) -> NoReturn:
+def setup_and_exec(setup: ChildSetup,
+                   wait_for_start: Callable[[], int] | None = None) -> NoReturn:
     """Become the container process described by ``setup.plan``; never returns.
 
     Order (runc's): limits and scores while still root; fds (before any
@@ -490,8 +491,16 @@ def setup_and_exec(setup: ChildSetup) -> NoReturn:
     and groups; cwd again as the user if root was refused; the other
     capability sets; seccomp last with no_new_privs so the filter need not
     allow the setup syscalls; execve.
+
+    ``wait_for_start`` is create's init waiting for ``start``: called once,
+    just before a seccomp filter goes in, or before execve when there is
+    none.  What comes before it is done, and fails, at create, as runc does
+    all of it; what it needs (the exec fifo, startContainer hooks) never runs
+    under the container's filter, which may deny it.  It returns the fd that
+    failures are reported on from then on.
     """
     plan = setup.plan
+    error_fd = setup.error_fd
     try:
         _step("signals", reset_signals)
         files = setup.proc_files
@@ -518,6 +527,8 @@ def setup_and_exec(setup: ChildSetup) -> NoReturn:
         if plan.no_new_privileges:
             _step("no_new_privs", procctl.set_no_new_privs)
         if setup.seccomp_filter is not None and not plan.no_new_privileges:
+            if wait_for_start is not None:
+                error_fd, wait_for_start = wait_for_start(), None
             _step("seccomp", lambda: _load_seccomp(setup))
         _step("stdio", lambda: _own_stdio(plan.uid))
         entered = _step("cwd", lambda: _enter_cwd_early(plan.cwd, setup.verify_cwd_inside))
@@ -530,6 +541,8 @@ def setup_and_exec(setup: ChildSetup) -> NoReturn:
         # Looked up as the process's user, before a late seccomp filter that
         # need not allow stat and access.
         program = exec_fd if exec_fd is not None else _step("exec", lambda: find_program(plan))
+        if wait_for_start is not None:
+            error_fd = wait_for_start()
         if setup.seccomp_filter is not None and plan.no_new_privileges:
             _step("seccomp", lambda: _load_seccomp(setup))
         if plan.cpu_affinity_final:
@@ -541,11 +554,11 @@ def setup_and_exec(setup: ChildSetup) -> NoReturn:
         _step("exec", lambda: _exec(plan, program))
     except ChildError as err:
         try:
-            os.write(setup.error_fd, encode_error(err.stage, err.errno, str(err)))
+            os.write(error_fd, encode_error(err.stage, err.errno, str(err)))
         finally:
             os._exit(255)
     except BaseException as err:  # noqa: BLE001 - never fall back into the parent's code
-        report_and_exit(setup.error_fd, "setup", err)
+        report_and_exit(error_fd, "setup", err)
     os._exit(255)
 
 

@@ -24,7 +24,14 @@ import pytest
 
 from tests.conftest import PROJECT, Runtime, pyrunc_binary
 from tests.exec_support import make_bundle
-from tests.test_lifecycle import cgroup_dirs, init_pid, new_id, proc_status
+from tests.test_lifecycle import (
+    cgroup_dirs,
+    init_pid,
+    new_id,
+    proc_status,
+    processes_in_cgroup_of,
+)
+from tests.test_lifecycle import cmdline as cmdline_of
 
 pytestmark = pytest.mark.root
 
@@ -52,6 +59,18 @@ class Both:
         self.ours, self.theirs, self.bundle, self.data = ours, theirs, bundle, data
 
 
+def _process_of_the_module(process: dict[str, Any]) -> None:
+    process["user"] = {"uid": 1, "gid": 1, "additionalGids": [100, 65534], "umask": 0o027}
+    # With ambient ones, a non-root process keeps them across execve.
+    process["capabilities"] = {kind: CAPS for kind in ("bounding", "effective", "permitted",
+                                                       "inheritable", "ambient")}
+    process["noNewPrivileges"] = True
+    process["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 2000}]
+    process["oomScoreAdj"] = 123
+    process["cwd"] = "/tmp"
+    process["env"] = ["PATH=/bin:/usr/bin", "GREETING=hello world"]
+
+
 @pytest.fixture(scope="module")
 def both(busybox_bundle_template: Path, tmp_path_factory: pytest.TempPathFactory
          ) -> Iterator[Both]:
@@ -59,16 +78,7 @@ def both(busybox_bundle_template: Path, tmp_path_factory: pytest.TempPathFactory
     (data / "hello").write_text("from the host\n")
 
     def change(config: dict[str, Any]) -> None:
-        process = config["process"]
-        process["user"] = {"uid": 1, "gid": 1, "additionalGids": [100, 65534], "umask": 0o027}
-        # With ambient ones, a non-root process keeps them across execve.
-        process["capabilities"] = {kind: CAPS for kind in ("bounding", "effective", "permitted",
-                                                           "inheritable", "ambient")}
-        process["noNewPrivileges"] = True
-        process["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 2000}]
-        process["oomScoreAdj"] = 123
-        process["cwd"] = "/tmp"
-        process["env"] = ["PATH=/bin:/usr/bin", "GREETING=hello world"]
+        _process_of_the_module(config["process"])
         config["hostname"] = HOSTNAME
         # /home exists in the shared read-only rootfs: no mount point to create there.
         config["mounts"].append({"destination": "/home", "type": "bind", "source": str(data),
@@ -293,3 +303,109 @@ def test_user_namespace_with_id_mappings(userns_bundle: Path, tmp_path: Path,
         assert Path(f"/proc/{pid}/cmdline").read_text() == "sleep\x003600\x00"
     finally:
         rt("delete", "--force", container_id)
+
+
+# --- the init between create and start ---------------------------------------------------
+
+_SET_UP = ("Uid", "Gid", "Groups", "Umask", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
+           "NoNewPrivs")
+
+
+def _created(rt: Runtime, bundle: Path, out: Path) -> str:
+    """A container created (not started) from ``bundle``, its stdio on ``out``."""
+    container_id = new_id()
+    with out.open("w") as stdio:
+        done = subprocess.run([rt.binary, "--root", str(rt.root), "create", "--bundle",
+                               str(bundle), container_id], stdin=subprocess.DEVNULL,
+                              stdout=stdio, stderr=subprocess.STDOUT, timeout=60)
+    assert done.returncode == 0, out.read_text()
+    assert rt.state(container_id)["status"] == "created"
+    return container_id
+
+
+def test_the_waiting_init_is_already_the_process_as_runcs_is(
+        busybox_bundle_template: Path, tmp_path: Path) -> None:
+    """Like runc's, the init sets the process up (user, groups, capabilities,
+    no_new_privs, limits, cwd) before it waits for start: a failure there is
+    create's, and no root-privileged init sits in the container meanwhile."""
+    bundle = make_bundle(busybox_bundle_template, tmp_path / "bundle",
+                         lambda config: _process_of_the_module(config["process"]))
+    ours = Runtime(pyrunc_binary(), tmp_path / "pyrunc-root")
+    theirs = Runtime("runc", tmp_path / "runc-root")
+    ours_id = _created(ours, bundle, tmp_path / "ours.out")
+    try:
+        theirs_id = _created(theirs, bundle, tmp_path / "theirs.out")
+        try:
+            ours_pid, theirs_pid = init_pid(ours, ours_id), init_pid(theirs, theirs_id)
+            status, runcs = proc_status(ours_pid), proc_status(theirs_pid)
+            assert status["Uid"].split() == ["1"] * 4 and status["CapEff"] == CAP_MASK
+            assert status["NoNewPrivs"] == "1"
+            assert {f: status[f] for f in _SET_UP} == {f: runcs[f] for f in _SET_UP}
+            limits = [line for line in Path(f"/proc/{ours_pid}/limits").read_text().splitlines()
+                      if line.startswith("Max open files")]
+            assert limits[0].split()[3:5] == ["1000", "2000"]
+            assert Path(f"/proc/{ours_pid}/oom_score_adj").read_text() == "123\n"
+            assert os.readlink(f"/proc/{ours_pid}/cwd") == os.readlink(f"/proc/{theirs_pid}/cwd")
+        finally:
+            theirs("delete", "--force", theirs_id)
+        ours("start", ours_id, check=True)
+        assert cmdline_of(ours_pid) == ["sleep", "3600"]
+        assert proc_status(ours_pid)["CapEff"] == CAP_MASK
+    finally:
+        ours("delete", "--force", ours_id)
+
+
+@pytest.mark.parametrize("no_new_privileges", [True, False])
+def test_the_init_waits_for_start_before_its_seccomp_filter(
+        busybox_bundle_template: Path, tmp_path: Path, no_new_privileges: bool) -> None:
+    """runc loads the filter before it waits, and then needs the exec fifo and
+    the startContainer hooks to pass it; pyrunc waits just before the filter.
+    Without no_new_privileges the filter goes in while still root (loading it
+    needs CAP_SYS_ADMIN then), so the init waits before it changes user."""
+    def change(config: dict[str, Any]) -> None:
+        _process_of_the_module(config["process"])
+        config["process"]["noNewPrivileges"] = no_new_privileges
+        config["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mknodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+
+    bundle = make_bundle(busybox_bundle_template, tmp_path / "bundle", change)
+    ours = Runtime(pyrunc_binary(), tmp_path / "pyrunc-root")
+    container_id = _created(ours, bundle, tmp_path / "out")
+    try:
+        pid = init_pid(ours, container_id)
+        waiting = proc_status(pid)
+        assert waiting["Seccomp"] == "0"
+        assert waiting["Uid"].split() == (["1"] * 4 if no_new_privileges else ["0"] * 4)
+        ours("start", container_id, check=True)
+        running = proc_status(pid)
+        assert cmdline_of(pid) == ["sleep", "3600"]
+        assert (running["Seccomp"], running["Uid"].split(), running["CapEff"]) == (
+            "2", ["1"] * 4, CAP_MASK)
+    finally:
+        ours("delete", "--force", container_id)
+
+
+@pytest.mark.parametrize("runtime", ["runc", "pyrunc"])
+def test_a_setup_failure_fails_create_and_leaves_nothing(userns_bundle: Path, tmp_path: Path,
+                                                         runtime: str) -> None:
+    """setgroups refuses a group outside the user namespace's map: runc fails
+    create; so does pyrunc, now that the init sets the process up first."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    config = json.loads((userns_bundle / "config.json").read_text())
+    config["root"]["path"] = str(userns_bundle / "rootfs")
+    config["process"]["user"] = {"uid": 0, "gid": 0, "additionalGids": [70000]}
+    (bundle / "config.json").write_text(json.dumps(config))
+    rt = Runtime(pyrunc_binary() if runtime == "pyrunc" else "runc", tmp_path / "root")
+    container_id = new_id()
+    done = rt("create", "--bundle", str(bundle), container_id, stdin=subprocess.DEVNULL)
+    assert done.returncode != 0
+    assert "setgroups" in done.stderr or "user: invalid argument" in done.stderr, done.stderr
+    if runtime == "pyrunc":
+        assert done.stderr.strip().splitlines() == [
+            "container init failed: user: invalid argument"]
+    assert rt("state", container_id).returncode != 0
+    assert rt("list", "-q").stdout.strip() == ""
+    assert not [path for path in cgroup_dirs(container_id).values() if os.path.exists(path)]
+    assert not processes_in_cgroup_of(container_id)
