@@ -41,8 +41,10 @@ def run_spec_hooks(spec: dict[str, Any], point: str, oci_state: dict[str, Any],
     from runpy_exec import jsonio as json
 
     payload = json.dumps(oci_state).encode()
-    for hook in hooks:
+    for index, hook in enumerate(hooks):
         path = hook["path"]
+        # runc's words, which its tests and users look for; #index counts from 0.
+        failed = f"error running {point} hook #{index}: {path}"
         args = hook.get("args") or [path]
         try:
             result = subprocess.run(
@@ -50,12 +52,12 @@ def run_spec_hooks(spec: dict[str, Any], point: str, oci_state: dict[str, Any],
                 capture_output=True, timeout=hook.get("timeout"), check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as err:
-            message = f"{point} hook {path}: {err}"
+            message = f"{failed}: {err}"
         else:
             if result.returncode == 0:
                 continue
             detail = result.stderr.decode(errors="replace").strip().splitlines()
-            message = (f"{point} hook {path} exited with status {result.returncode}"
+            message = (f"{failed} exited with status {result.returncode}"
                        + (f": {detail[-1]}" if detail else ""))
         if fatal:
             raise PyruncError(message)

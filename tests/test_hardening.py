@@ -440,4 +440,4 @@ def test_start_container_hook_gets_the_process_environment(pyrunc: Runtime,
     edit_config(bundle, lambda config: change(config, "three"))
     result = pyrunc("run", "--bundle", str(bundle), new_id(), stdin=subprocess.DEVNULL)
     assert result.returncode != 0
-    assert "startContainer hook /bin/sh exited with status 1" in result.stderr
+    assert "error running startContainer hook #0: /bin/sh exited with status 1" in result.stderr

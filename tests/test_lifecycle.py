@@ -545,6 +545,25 @@ def test_hooks_get_the_state_on_stdin(pyrunc: Runtime, bundle: Path, tmp_path: P
                                                                str(bundle))
 
 
+@pytest.mark.parametrize("point", ["prestart", "createRuntime", "createContainer",
+                                   "startContainer"])
+def test_a_failing_hook_is_named_as_runc_names_it(pyrunc: Runtime, bundle: Path,
+                                                  point: str) -> None:
+    """runc v1.5.1 hooks.bats: the second of two hooks fails; run fails with
+    "error running <point> hook #1:" and leaves nothing, and the process never runs."""
+    def change(config: dict[str, Any]) -> None:
+        config["process"]["args"] = ["/bin/echo", "Hello World"]
+        config["hooks"] = {point: [{"path": "/bin/true"}, {"path": "/bin/false"}]}
+
+    edit_config(bundle, change)
+    container_id = new_id()
+    result = pyrunc("run", "--bundle", str(bundle), container_id, stdin=subprocess.DEVNULL)
+    assert result.returncode != 0 and "Hello World" not in result.stdout
+    assert f"error running {point} hook #1: /bin/false exited with status 1" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert_nothing_left(pyrunc, container_id, bundle)
+
+
 def _imports_of(rt: Runtime, *args: str) -> set[str]:
     done = subprocess.run([sys.executable, "-X", "importtime", rt.binary, "--root",
                            str(rt.root), *args], capture_output=True, text=True, timeout=60,
