@@ -89,6 +89,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"systemd_host test skipped in the systemd guest: {report.longrepr}"
 
 
+def imported_modules(importtime_output: str) -> set[str]:
+    """The modules ``python -X importtime`` reports in ``importtime_output`` (its stderr)."""
+    return {line.rsplit("|", 1)[1].strip() for line in importtime_output.splitlines()
+            if line.startswith("import time:") and "|" in line} - {"imported package"}
+
+
 def pyrunc_binary() -> str:
     venv = PROJECT / ".venv" / "bin" / "pyrunc"
     return str(venv) if venv.exists() else (shutil.which("pyrunc") or "pyrunc")

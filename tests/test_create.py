@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import PROJECT, Runtime, pyrunc_binary
 from tests.exec_support import make_bundle
+from tests.test_hardening import create
 from tests.test_lifecycle import (
     cgroup_dirs,
     init_pid,
@@ -314,11 +315,7 @@ _SET_UP = ("Uid", "Gid", "Groups", "Umask", "CapInh", "CapPrm", "CapEff", "CapBn
 def _created(rt: Runtime, bundle: Path, out: Path) -> str:
     """A container created (not started) from ``bundle``, its stdio on ``out``."""
     container_id = new_id()
-    with out.open("w") as stdio:
-        done = subprocess.run([rt.binary, "--root", str(rt.root), "create", "--bundle",
-                               str(bundle), container_id], stdin=subprocess.DEVNULL,
-                              stdout=stdio, stderr=subprocess.STDOUT, timeout=60)
-    assert done.returncode == 0, out.read_text()
+    create(rt, bundle, container_id, out)
     assert rt.state(container_id)["status"] == "created"
     return container_id
 

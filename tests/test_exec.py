@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from runpy_exec import create_cmd
-from tests.conftest import Runtime, edit_config, pyrunc_binary, running
+from tests.conftest import Runtime, edit_config, imported_modules, pyrunc_binary, running
 from tests.exec_support import (
     cap_mask,
     cgroup_pids,
@@ -464,8 +464,7 @@ def test_an_exec_imports_none_of_the_slow_modules(rt: Runtime, ctr: str) -> None
         [sys.executable, "-X", "importtime", rt.binary, "--root", str(rt.root),
          "exec", ctr, "true"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
-                if line.startswith("import time:") and "|" in line}
+    imported = imported_modules(done.stderr)
     assert "runpy_exec.exec_cmd" in imported and "runpy_exec.process_setup" in imported
     assert not imported & _SLOW_IMPORTS, sorted(imported & _SLOW_IMPORTS)
 
@@ -536,8 +535,7 @@ def test_a_second_create_with_a_profile_takes_its_program_from_the_cache(
             stdout=subprocess.DEVNULL, stderr=err, timeout=60)
     try:
         assert created.returncode == 0, imports.read_text()
-        imported = {line.rsplit("|", 1)[1].strip() for line in imports.read_text().splitlines()
-                    if line.startswith("import time:") and "|" in line}
+        imported = imported_modules(imports.read_text())
         assert "runpy_exec.linux.seccomp" in imported and "pyseccomp" not in imported
         assert sorted(cache.glob("*.bpf")) == kept
         pyrunc("start", container_id, check=True)
@@ -569,8 +567,7 @@ def test_exec_loads_the_seccomp_program_create_kept(pyrunc: Runtime, runc: Runti
             [sys.executable, "-X", "importtime", pyrunc.binary, "--root", str(pyrunc.root),
              "exec", ours, "sh", "-c", _SECCOMP_PROBE], capture_output=True, text=True,
             timeout=60)
-        imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
-                    if line.startswith("import time:") and "|" in line}
+        imported = imported_modules(done.stderr)
         assert "runpy_exec.linux.seccomp" in imported and "pyseccomp" not in imported
         assert (done.returncode, done.stdout) == (expected.returncode, expected.stdout)
         kept.unlink()

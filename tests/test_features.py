@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Runtime, edit_config, pyrunc_binary, running
+from tests.conftest import Runtime, edit_config, imported_modules, pyrunc_binary, running
 from tests.exec_support import init_pid, status_fields
 
 Document = dict[str, Any]
@@ -234,8 +234,7 @@ def test_libseccomp_is_asked_what_pyseccomp_would_answer(document: Document) -> 
         name for name in seccomp._ARCHES if seccomp.libseccomp_knows_arch(name))
     done = subprocess.run([sys.executable, "-X", "importtime", pyrunc_binary(), "features"],
                           capture_output=True, text=True, timeout=60, check=True)
-    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
-                if line.startswith("import time:") and "|" in line}
+    imported = imported_modules(done.stderr)
     assert not imported & {"pyseccomp", "ctypes", "typer", "json", "typing"}, imported
 
 
@@ -316,7 +315,6 @@ def test_a_features_call_with_the_host_part_kept_loads_no_libseccomp() -> None:
     done = subprocess.run([sys.executable, "-X", "importtime", pyrunc_binary(), "features"],
                           capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout == probed.stdout
-    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
-                if line.startswith("import time:") and "|" in line}
+    imported = imported_modules(done.stderr)
     assert not imported & {"_ctypes", "_prctl", "runpy_exec.linux.seccomp",
                            "runpy_exec.linux.capabilities"}, imported

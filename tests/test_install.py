@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT, Runtime, pyrunc_binary
+from tests.conftest import PROJECT, Runtime, imported_modules, pyrunc_binary
 
 pytestmark = pytest.mark.root
 
@@ -96,10 +96,7 @@ def _imported(command: list[str]) -> tuple[subprocess.CompletedProcess[str], set
     interpreter = Path(command[0]).read_text().partition("\n")[0][2:]
     result = subprocess.run([interpreter, "-X", "importtime", *command], capture_output=True,
                             text=True, timeout=60, cwd="/")
-    modules = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines()
-               if line.startswith("import time:") and "|" in line}
-    modules.discard("imported package")
-    return result, modules
+    return result, imported_modules(result.stderr)
 
 
 def test_engine_commands_load_the_same_modules_as_the_checkout(installed: Install,

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from runpy_exec.linux import cgroups
-from tests.conftest import Runtime, edit_config, pyrunc_binary
+from tests.conftest import Runtime, edit_config, imported_modules, pyrunc_binary
 from tests.exec_support import make_bundle, status_fields
 
 pytestmark = pytest.mark.root
@@ -569,8 +569,7 @@ def _imports_of(rt: Runtime, *args: str) -> set[str]:
                            str(rt.root), *args], capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
-    return {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
-            if line.startswith("import time:") and "|" in line}
+    return imported_modules(done.stderr)
 
 
 def test_start_and_delete_import_hooks_only_for_a_bundle_with_hooks(

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import imported_modules
+
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 
 HARNESS = r"""
@@ -31,11 +33,6 @@ os.execv(argv[0], argv)
 """
 
 
-def _imported(stderr: str) -> set[str]:
-    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines()
-            if line.startswith("import time:") and "|" in line}
-
-
 def test_the_waiter_imports_nothing_but_itself_and_exits_with_the_status() -> None:
     bare = subprocess.run([sys.executable, "-I", "-S", "-X", "importtime", "-c", "pass"],
                           capture_output=True, text=True, timeout=30)
@@ -43,6 +40,6 @@ def test_the_waiter_imports_nothing_but_itself_and_exits_with_the_status() -> No
     waited = subprocess.run([sys.executable, "-c", HARNESS, PACKAGE_PARENT, "7"],
                             capture_output=True, text=True, timeout=30)
     assert waited.returncode == 7, waited.stderr
-    baseline = _imported(bare.stderr)
+    baseline = imported_modules(bare.stderr)
     assert "encodings" in baseline  # importtime's lines were read
-    assert _imported(waited.stderr) - baseline == {"runpy_exec", "runpy_exec.waiter"}
+    assert imported_modules(waited.stderr) - baseline == {"runpy_exec", "runpy_exec.waiter"}
