@@ -97,7 +97,12 @@ def _own_bounding_set() -> int:
 
 
 def print_features(opts: GlobalOptions) -> None:
-    """``pyrunc features``: the document as JSON, indented as runc prints it."""
+    """``pyrunc features``: no global option changes the document."""
+    print_document()
+
+
+def print_document() -> None:
+    """The document as JSON, indented as runc prints it."""
     from runpy_exec import jsonio
 
     sys.stdout.write(jsonio.dumps(features(), indent="    ") + "\n")

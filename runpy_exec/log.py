@@ -17,7 +17,10 @@ import sys
 import time
 
 from runpy_exec.errors import PyruncError
-from runpy_exec.requests import GlobalOptions
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from runpy_exec.requests import GlobalOptions
 
 _fd: int | None = None
 _json = False

@@ -238,6 +238,26 @@ def test_libseccomp_is_asked_what_pyseccomp_would_answer(document: Document) -> 
     assert not imported & {"pyseccomp", "ctypes", "typer", "json", "typing"}, imported
 
 
+def test_a_bare_call_skips_the_command_line_parser(document: Document) -> None:
+    """dockerd and containerd run ``features`` with no option as they start: that
+    call loads neither the flag tables nor the request tuples, and prints the
+    document a call that goes through them prints."""
+    import subprocess
+    import sys
+
+    bare = subprocess.run([sys.executable, "-X", "importtime", pyrunc_binary(), "features"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    imported = imported_modules(bare.stderr)
+    assert "runpy_exec.features" in imported
+    assert not imported & {"runpy_exec.fastargs", "runpy_exec.requests"}, imported
+    assert json.loads(bare.stdout) == document
+    parsed = subprocess.run([sys.executable, "-X", "importtime", pyrunc_binary(),
+                             "--log-format", "text", "features"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert "runpy_exec.fastargs" in imported_modules(parsed.stderr)
+    assert parsed.stdout == bare.stdout
+
+
 def test_the_host_part_comes_from_the_cache_until_a_source_changes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first call probes and files the host part; later calls take it from the
