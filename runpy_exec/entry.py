@@ -54,7 +54,7 @@ def _dispatch(args: list[str]) -> int:
     if args == ["features"]:
         # dockerd and containerd's CRI plugin run it bare as they start.  With
         # nothing to parse, the flag tables and request tuples stay unloaded:
-        # ~0.5 ms of a call that is otherwise mostly the interpreter's start.
+        # ~0.3 ms of a call that is otherwise mostly the interpreter's start.
         from runpy_exec import features
 
         features.print_document()
