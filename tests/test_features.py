@@ -28,6 +28,17 @@ def document() -> Document:
     return doc
 
 
+def _features_and_imports(*global_options: str) -> tuple[str, set[str]]:
+    """What ``pyrunc [global_options] features`` prints, and the modules it loads."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-X", "importtime", pyrunc_binary(),
+                           *global_options, "features"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout, imported_modules(done.stderr)
+
+
 def test_the_document_has_the_runtime_spec_shape(document: Document) -> None:
     assert document["ociVersionMin"] == "1.0.0"
     assert document["ociVersionMax"]
@@ -208,8 +219,6 @@ def test_every_supported_seccomp_flag_loads(document: Document, pyrunc: Runtime,
 def test_libseccomp_is_asked_what_pyseccomp_would_answer(document: Document) -> None:
     """features asks libseccomp through _ctypes (pyseccomp's import costs ~15 ms);
     its answers are those pyseccomp gets from the same library."""
-    import subprocess
-    import sys
 
     import pyseccomp
 
@@ -232,9 +241,7 @@ def test_libseccomp_is_asked_what_pyseccomp_would_answer(document: Document) -> 
         assert seccomp.libseccomp_sets_flag(flag) == sets, flag
     assert sorted(document["linux"]["seccomp"]["archs"]) == sorted(
         name for name in seccomp._ARCHES if seccomp.libseccomp_knows_arch(name))
-    done = subprocess.run([sys.executable, "-X", "importtime", pyrunc_binary(), "features"],
-                          capture_output=True, text=True, timeout=60, check=True)
-    imported = imported_modules(done.stderr)
+    _, imported = _features_and_imports()
     assert not imported & {"pyseccomp", "ctypes", "typer", "json", "typing"}, imported
 
 
@@ -242,20 +249,13 @@ def test_a_bare_call_skips_the_command_line_parser(document: Document) -> None:
     """dockerd and containerd run ``features`` with no option as they start: that
     call loads neither the flag tables nor the request tuples, and prints the
     document a call that goes through them prints."""
-    import subprocess
-    import sys
-
-    bare = subprocess.run([sys.executable, "-X", "importtime", pyrunc_binary(), "features"],
-                          capture_output=True, text=True, timeout=60, check=True)
-    imported = imported_modules(bare.stderr)
+    bare, imported = _features_and_imports()
     assert "runpy_exec.features" in imported
     assert not imported & {"runpy_exec.fastargs", "runpy_exec.requests"}, imported
-    assert json.loads(bare.stdout) == document
-    parsed = subprocess.run([sys.executable, "-X", "importtime", pyrunc_binary(),
-                             "--log-format", "text", "features"],
-                            capture_output=True, text=True, timeout=60, check=True)
-    assert "runpy_exec.fastargs" in imported_modules(parsed.stderr)
-    assert parsed.stdout == bare.stdout
+    assert json.loads(bare) == document
+    parsed, imported = _features_and_imports("--log-format", "text")
+    assert "runpy_exec.fastargs" in imported
+    assert parsed == bare
 
 
 def test_the_host_part_comes_from_the_cache_until_a_source_changes(
@@ -324,7 +324,6 @@ def test_a_features_call_with_the_host_part_kept_loads_no_libseccomp() -> None:
     _ctypes nor libseccomp is loaded, and the document is the one probed."""
     import shutil
     import subprocess
-    import sys
 
     from runpy_exec import features
 
@@ -332,9 +331,7 @@ def test_a_features_call_with_the_host_part_kept_loads_no_libseccomp() -> None:
     probed = subprocess.run([pyrunc_binary(), "features"], capture_output=True, text=True,
                             timeout=60, check=True)
     assert len(os.listdir(features.CACHE_DIR)) == 1
-    done = subprocess.run([sys.executable, "-X", "importtime", pyrunc_binary(), "features"],
-                          capture_output=True, text=True, timeout=60, check=True)
-    assert done.stdout == probed.stdout
-    imported = imported_modules(done.stderr)
+    kept, imported = _features_and_imports()
+    assert kept == probed.stdout
     assert not imported & {"_ctypes", "_prctl", "runpy_exec.linux.seccomp",
                            "runpy_exec.linux.capabilities"}, imported
