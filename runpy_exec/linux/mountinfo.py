@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from runpy_exec.records import NamedTuple
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 # The unified (v2) hierarchy's key among the controllers below.
 UNIFIED = ""
 
@@ -44,34 +48,37 @@ def unescape(field: str) -> str:
     return "".join(out)
 
 
-def entries() -> list[MountInfo]:
-    """This mount namespace's mounts, in the kernel's order (parents first)."""
+def entries(lines: Iterable[str] | None = None) -> list[MountInfo]:
+    """This mount namespace's mounts, in the kernel's order (parents first); or
+    those of ``lines``, lines of /proc/self/mountinfo read earlier."""
+    if lines is None:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            return entries(f)
     found = []
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            found.append(MountInfo(
-                root=unescape(fields[3]),
-                mountpoint=unescape(fields[4]),
-                optional=tuple(fields[6:sep]),
-                fstype=fields[sep + 1],
-                super_options=tuple(fields[sep + 3].split(",")) if len(fields) > sep + 3
-                else (),
-            ))
+    for line in lines:
+        fields = line.split()
+        sep = fields.index("-")
+        found.append(MountInfo(
+            root=unescape(fields[3]),
+            mountpoint=unescape(fields[4]),
+            optional=tuple(fields[6:sep]),
+            fstype=fields[sep + 1],
+            super_options=tuple(fields[sep + 3].split(",")) if len(fields) > sep + 3
+            else (),
+        ))
     return found
 
 
-def cgroup_hierarchies() -> dict[str, tuple[str, str]]:
+def cgroup_hierarchies(lines: Iterable[str] | None = None) -> dict[str, tuple[str, str]]:
     """Controller -> (mount directory, root of the hierarchy that the mount shows).
 
     The v2 hierarchy is keyed UNIFIED, each v1 one by its controllers. The
     root is not "/" when only a subtree is mounted, as inside a container;
     paths from /proc/<pid>/cgroup are then relative to that root.  The first
-    mount of a hierarchy wins.
+    mount of a hierarchy wins.  ``lines`` as for :func:`entries`.
     """
     mounts: dict[str, tuple[str, str]] = {}
-    for info in entries():
+    for info in entries(lines):
         where = (info.mountpoint, info.root)
         if info.fstype == "cgroup2":
             mounts.setdefault(UNIFIED, where)
