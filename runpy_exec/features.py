@@ -9,7 +9,8 @@ the seccomp lists from the libseccomp pyseccomp compiles with and the seccomp(2)
 flags the kernel accepts, the cgroup versions from what is mounted.  A
 feature that is not there is left out or reported false, never promised.
 What cannot change while the host runs is kept in /var/cache/pyrunc/features
-between calls (:func:`_host_part`).
+between calls (:func:`_host_part`), and so is the document as printed, while
+everything it was made from reads the same (:func:`document`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from runpy_exec import OCI_VERSION, __version__
 
 # Engines run features as they start (docker, containerd's CRI plugin): ctypes,
 # platform, json, typing and pyseccomp (~15 ms) stay out, and so do _ctypes and
-# libseccomp once the host part is kept.
+# libseccomp once the host part is kept, _json and the linux modules once the
+# document is.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -67,33 +69,61 @@ def seccomp_features() -> tuple[dict[str, Any], str] | None:
     return section, version
 
 
-def _cgroup_versions() -> tuple[bool, bool]:
-    """(v1, v2): v2 only when the unified hierarchy holds controllers, as on a v2 host."""
+def _cgroup_versions(mounts: list[str]) -> tuple[bool, bool, str | None, str | None]:
+    """(v1, v2, the unified hierarchy's cgroup.controllers file, what it read) from
+    ``mounts``, the cgroup lines of /proc/self/mountinfo: v2 only when the unified
+    hierarchy holds controllers, as on a v2 host.  The file is None without a
+    unified mount, what it read None when it could not be read."""
     from runpy_exec.linux import mountinfo
 
-    mounts = mountinfo.cgroup_hierarchies()
-    v1 = any(controller != mountinfo.UNIFIED for controller in mounts
+    hierarchies = mountinfo.cgroup_hierarchies(mounts)
+    v1 = any(controller != mountinfo.UNIFIED for controller in hierarchies
              if controller != "name=systemd")
-    v2 = False
-    if mountinfo.UNIFIED in mounts:
-        try:
-            with open(os.path.join(mounts[mountinfo.UNIFIED][0], "cgroup.controllers")) as f:
-                v2 = bool(f.read().split())
-        except OSError:
-            v2 = False
-    return v1, v2
+    if mountinfo.UNIFIED not in hierarchies:
+        return v1, False, None, None
+    controllers = os.path.join(hierarchies[mountinfo.UNIFIED][0], "cgroup.controllers")
+    read = _read_text(controllers)
+    return v1, bool(read and read.split()), controllers, read
 
 
-def _systemd_bus() -> bool:
-    return os.path.isdir("/run/systemd/system") and os.path.exists("/run/dbus/system_bus_socket")
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            return f.read()
+    except OSError:
+        return None
 
 
-def _own_bounding_set() -> int:
-    """pyrunc can only grant what it holds: a capability outside its own bounding
-    set (dropped by whoever started it) would make capset(2) fail."""
-    from runpy_exec.linux import proc
+class _Live:
+    """What can change while the host runs, read at every call: pyrunc's own
+    bounding set, the cgroup mounts, systemd's bus and the LSMs.
 
-    return int(proc.status_field("self", "CapBnd") or "0", 16)
+    Read raw, without linux.proc or linux.mountinfo (each module is ~0.2 ms
+    of a call whose document is kept): a kept document is served only while
+    these read the same, and a new one is made from these very reads.
+    """
+
+    def __init__(self) -> None:
+        # pyrunc can only grant what it holds: a capability outside its own
+        # bounding set (dropped by whoever started it) would make capset(2) fail.
+        status = _read_text("/proc/self/status") or ""
+        self.bounding = next((line[len("CapBnd:"):].strip() for line in status.splitlines()
+                              if line.startswith("CapBnd:")), "0")
+        # A mountinfo line's filesystem type follows its " - " (paths escape spaces).
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            self.cgroup_mounts = [line for line in f
+                                  if line.partition(" - ")[2].startswith("cgroup")]
+        # --systemd-cgroup works where systemd runs and its bus is there.
+        self.systemd = (os.path.isdir("/run/systemd/system")
+                        and os.path.exists("/run/dbus/system_bus_socket"))
+        self.apparmor = os.path.isdir("/sys/kernel/security/apparmor")
+        self.selinux = os.path.isdir("/sys/fs/selinux")
+
+    def key(self) -> list[str]:
+        """Lines that tell these reads apart, for a kept document's entry."""
+        flags = "".join("1" if on else "0" for on in (self.systemd, self.apparmor, self.selinux))
+        return [_hex(self.bounding), flags, str(len(self.cgroup_mounts)),
+                *(_hex(line) for line in self.cgroup_mounts)]
 
 
 def print_features(opts: GlobalOptions) -> None:
@@ -101,30 +131,114 @@ def print_features(opts: GlobalOptions) -> None:
     print_document()
 
 
+# Where the host part of the document, and the document as last printed, are
+# kept between calls (see _host_part and document).
+CACHE_DIR = "/var/cache/pyrunc/features"
+
+
 def print_document() -> None:
-    """The document as JSON, indented as runc prints it."""
+    """The document as JSON, indented as runc prints it (see :func:`document`)."""
+    sys.stdout.write(document())
+
+
+def document(cache_dir: str = CACHE_DIR) -> str:
+    """The document as printed: this install's ``.document`` entry in ``cache_dir``
+    while everything it was made from reads the same, else made and filed anew.
+
+    The entry records what the document was made from, line by line: the
+    install, the boot and the loader's environment, the per-call reads
+    (:class:`_Live`), what the unified hierarchy's controllers file held, and
+    the identity of every file the host part came from (see :func:`_host_part`).
+    Checking those, rather than making the document, keeps JSON, the linux
+    modules and their reads out of the call engines make as they start: about
+    1 ms, as much again as pyrunc's own modules otherwise cost there.
+    """
+    live = _Live()
+    entry = _entry_path(cache_dir, "document")
+    kept = _kept_document(entry, live)
+    if kept is not None:
+        return kept
+    host, files = _host_part(cache_dir)
+    made, controllers, read = _document(host, live)
     from runpy_exec import jsonio
 
-    sys.stdout.write(jsonio.dumps(features(), indent="    ") + "\n")
+    text = jsonio.dumps(made, indent="    ") + "\n"
+    if files is not None:
+        from runpy_exec import state
+
+        head = [*_fixed_key(), *live.key(), _controllers_key(controllers, read),
+                *(f"{_hex(path)} {' '.join(map(str, identity))}" for path, *identity in files)]
+        state.write_cache_entry(entry, ("\n".join(head) + "\n\n" + text).encode(
+            "utf-8", "surrogateescape"))
+    return text
 
 
-# Where the host part of the document is kept between calls (see _host_part).
-CACHE_DIR = "/var/cache/pyrunc/features"
+def _kept_document(entry: str, live: _Live) -> str | None:
+    """The document filed in ``entry``, if everything it was made from reads the same."""
+    text = _read_text(entry)
+    head, blank, kept = (text or "").partition("\n\n")
+    if not blank:
+        return None
+    lines = head.split("\n")
+    expected = [*_fixed_key(), *live.key()]
+    if lines[:len(expected)] != expected or len(lines) == len(expected):
+        return None
+    controllers = lines[len(expected)]
+    try:
+        path = controllers.partition(" ")[0]
+        if path != "-" and _controllers_key(_unhex(path),
+                                            _read_text(_unhex(path))) != controllers:
+            return None
+        for line in lines[len(expected) + 1:]:
+            path, _, identity = line.partition(" ")
+            if " ".join(map(str, _identity(_unhex(path)))) != identity:
+                return None
+    except (OSError, ValueError):
+        return None
+    return kept
+
+
+def _fixed_key() -> list[str]:
+    """The install, the boot and the loader's environment, as key lines."""
+    return [_hex(_install()), _hex(_boot_id()),
+            *("-" if value is None else _hex(value) for value in _loader_env())]
+
+
+def _controllers_key(path: str | None, read: str | None) -> str:
+    if path is None:
+        return "-"
+    return f"{_hex(path)} {'-' if read is None else _hex(read)}"
+
+
+def _hex(text: str) -> str:
+    """One non-empty line for any text: paths and mount lines may hold newlines,
+    and an empty line ends the entry's key."""
+    return "x" + text.encode("utf-8", "surrogateescape").hex()
+
+
+def _unhex(line: str) -> str:
+    if not line.startswith("x"):
+        raise ValueError(f"not a key line: {line!r}")
+    return bytes.fromhex(line[1:]).decode("utf-8", "surrogateescape")
 
 
 def features(cache_dir: str = CACHE_DIR) -> dict[str, Any]:
     """The document: the host part (kept in ``cache_dir``), and what can change while
-    the host runs, asked at every call: pyrunc's own bounding set, the cgroup
-    mounts, systemd and the LSMs."""
-    host = _host_part(cache_dir)
-    bounding = _own_bounding_set()
-    v1, v2 = _cgroup_versions()
+    the host runs, read at this call (:class:`_Live`)."""
+    host, _ = _host_part(cache_dir)
+    return _document(host, _Live())[0]
+
+
+def _document(host: dict[str, Any], live: _Live) -> tuple[dict[str, Any], str | None, str | None]:
+    """The document made from ``host`` and ``live``, with the controllers file it
+    read and what that read (see :func:`_cgroup_versions`)."""
+    bounding = int(live.bounding, 16)
+    v1, v2, controllers, read = _cgroup_versions(live.cgroup_mounts)
     linux: dict[str, Any] = {
         "namespaces": host["namespaces"],
         "capabilities": [name for number, name in enumerate(host["capabilities"])
                          if bounding >> number & 1],
-        # --systemd-cgroup works where systemd runs and its bus is there.
-        "cgroup": {"v1": v1, "v2": v2, "systemd": _systemd_bus(), "systemdUser": False,
+        "cgroup": {"v1": v1, "v2": v2, "systemd": live.systemd, "systemdUser": False,
                    "rdma": False},
     }
     annotations = {"io.github.pyrunc.version": __version__}
@@ -133,8 +247,8 @@ def features(cache_dir: str = CACHE_DIR) -> dict[str, Any]:
     else:
         linux["seccomp"] = host["seccomp"]
         annotations["io.github.seccomp.libseccomp.version"] = host["libseccompVersion"]
-    linux["apparmor"] = {"enabled": os.path.isdir("/sys/kernel/security/apparmor")}
-    linux["selinux"] = {"enabled": os.path.isdir("/sys/fs/selinux")}
+    linux["apparmor"] = {"enabled": live.apparmor}
+    linux["selinux"] = {"enabled": live.selinux}
     linux["intelRdt"] = {"enabled": False}
     linux["mountExtensions"] = {"idmap": {"enabled": False}}
     return {
@@ -145,7 +259,7 @@ def features(cache_dir: str = CACHE_DIR) -> dict[str, Any]:
         "linux": linux,
         "annotations": annotations,
         "potentiallyUnsafeConfigAnnotations": [],
-    }
+    }, controllers, read
 
 
 def _probe_host() -> dict[str, Any]:
@@ -171,9 +285,10 @@ def _probe_host() -> dict[str, Any]:
     }
 
 
-def _host_part(cache_dir: str) -> dict[str, Any]:
+def _host_part(cache_dir: str) -> tuple[dict[str, Any], list[list[Any]] | None]:
     """The host part as this install's entry in ``cache_dir`` holds it, while nothing
-    it came from has changed; else probed afresh, and filed there.
+    it came from has changed; else probed afresh, and filed there.  With it, the
+    files it came from and their identities (None when they could not be read).
 
     Probing loads libseccomp through _ctypes, asks it and seccomp(2) about each
     architecture and flag, and imports the modules that hold pyrunc's tables:
@@ -188,22 +303,19 @@ def _host_part(cache_dir: str) -> dict[str, Any]:
     replaces files, which changes their identities.  A cache that cannot be
     read or written only costs the probe.
     """
-    from binascii import crc32  # built into CPython, as json's _json is not
-
     from runpy_exec import jsonio
 
     package = _install()
-    cache = os.path.join(cache_dir, f"{crc32(package.encode()):08x}.json")
+    cache = _entry_path(cache_dir, "json")
     boot = _boot_id()
-    loader_env = [os.environ.get("LD_LIBRARY_PATH"), os.environ.get("LD_PRELOAD")]
+    loader_env = _loader_env()
     try:
         with open(cache, "rb") as f:
             entry = jsonio.loads(f.read())
         if (entry["package"] == package and entry["boot"] == boot
                 and entry["loaderEnv"] == loader_env
                 and all(_identity(path) == identity for path, *identity in entry["files"])):
-            kept: dict[str, Any] = entry["host"]
-            return kept
+            return entry["host"], entry["files"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
     host = _probe_host()
@@ -212,11 +324,23 @@ def _host_part(cache_dir: str) -> dict[str, Any]:
         data = jsonio.dumps({"package": package, "boot": boot, "loaderEnv": loader_env,
                              "files": files, "host": host}).encode()
     except (OSError, ValueError):  # a file that is gone (upgraded meanwhile)
-        return host
+        return host, None
     from runpy_exec import state
 
     state.write_cache_entry(cache, data)
-    return host
+    return host, files
+
+
+def _entry_path(cache_dir: str, kind: str) -> str:
+    """This install's entry of ``kind`` ("json": the host part; "document")."""
+    from binascii import crc32  # built into CPython, as json's _json is not
+
+    return os.path.join(cache_dir, f"{crc32(_install().encode()):08x}.{kind}")
+
+
+def _loader_env() -> list[str | None]:
+    """What tells the dynamic loader where else to find libraries (libseccomp)."""
+    return [os.environ.get("LD_LIBRARY_PATH"), os.environ.get("LD_PRELOAD")]
 
 
 def _install() -> str:

@@ -321,7 +321,8 @@ def test_a_cache_that_cannot_be_written_only_costs_the_probe(tmp_path: Path) -> 
 @pytest.mark.root
 def test_a_features_call_with_the_host_part_kept_loads_no_libseccomp() -> None:
     """Engines call features as they start: once the host part is kept, neither
-    _ctypes nor libseccomp is loaded, and the document is the one probed."""
+    _ctypes nor libseccomp is loaded; once the document is, neither JSON nor
+    any linux module.  The document is the one probed, every time."""
     import shutil
     import subprocess
 
@@ -330,8 +331,132 @@ def test_a_features_call_with_the_host_part_kept_loads_no_libseccomp() -> None:
     shutil.rmtree(features.CACHE_DIR, ignore_errors=True)
     probed = subprocess.run([pyrunc_binary(), "features"], capture_output=True, text=True,
                             timeout=60, check=True)
-    assert len(os.listdir(features.CACHE_DIR)) == 1
-    kept, imported = _features_and_imports()
-    assert kept == probed.stdout
+    entries = sorted(Path(features.CACHE_DIR).iterdir())
+    assert [entry.suffix for entry in entries] == [".document", ".json"]
+    entries[0].unlink()  # the host part kept, the document made again
+    made, imported = _features_and_imports()
+    assert made == probed.stdout
     assert not imported & {"_ctypes", "_prctl", "runpy_exec.linux.seccomp",
                            "runpy_exec.linux.capabilities"}, imported
+    assert "_json" in imported
+    kept, imported = _features_and_imports()
+    assert kept == probed.stdout
+    assert not imported & {"_json", "runpy_exec.jsonio", "runpy_exec.linux",
+                           "runpy_exec.linux.mountinfo"}, imported
+
+
+def _altered_reads(monkeypatch: pytest.MonkeyPatch, **reads: Any) -> None:
+    """Make every features call read ``reads`` in place of what the host shows."""
+    from runpy_exec import features
+
+    real_init = features._Live.__init__
+
+    def init(live: features._Live) -> None:
+        real_init(live)
+        for name, value in reads.items():
+            setattr(live, name, value)
+
+    monkeypatch.setattr(features._Live, "__init__", init)
+
+
+def test_the_document_is_kept_until_what_it_was_made_from_reads_otherwise(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The printed document comes from the cache while the per-call reads (the
+    bounding set, the cgroup mounts and controllers, systemd, the LSMs) and the
+    host part's sources read the same; any change makes it anew, from the new
+    reads, and that one is kept in turn."""
+    from runpy_exec import features
+
+    cache_dir = str(tmp_path / "cache")
+    source = tmp_path / "libsomething.so"
+    source.write_bytes(b"one")
+    real_sources = features._sources
+    monkeypatch.setattr(features, "_sources", lambda: real_sources() | {str(source)})
+    expected = features.features(str(tmp_path / "elsewhere"))
+    made: list[dict[str, Any]] = []
+    real_document = features._document
+
+    def counted(host: dict[str, Any], live: features._Live) -> Any:
+        result = real_document(host, live)
+        made.append(result[0])
+        return result
+
+    monkeypatch.setattr(features, "_document", counted)
+
+    def document() -> Document:
+        """The document as printed, after checking that a second call keeps it."""
+        count = len(made)
+        text = features.document(cache_dir)
+        assert features.document(cache_dir) == text and len(made) == count + 1
+        doc: Document = json.loads(text)
+        return doc
+
+    first = document()
+    assert first == expected
+    unified, elsewhere = tmp_path / "unified", tmp_path / "unified-elsewhere"
+    for directory, controllers in ((unified, "cpu memory\n"), (elsewhere, "\n")):
+        directory.mkdir()
+        (directory / "cgroup.controllers").write_text(controllers)
+    v2_only, v2_elsewhere = ([f"99 1 0:99 / {where} rw,nosuid - cgroup2 cgroup2 rw\n"]
+                             for where in (unified, elsewhere))
+    for reads, changed in (
+            ({"bounding": "0000000000000001"}, lambda doc: doc["linux"]["capabilities"]
+             == ["CAP_CHOWN"]),
+            ({"systemd": not first["linux"]["cgroup"]["systemd"]},
+             lambda doc: doc["linux"]["cgroup"]["systemd"] is not first["linux"]["cgroup"][
+                 "systemd"]),
+            ({"apparmor": not first["linux"]["apparmor"]["enabled"]},
+             lambda doc: doc["linux"]["apparmor"] != first["linux"]["apparmor"]),
+            ({"selinux": not first["linux"]["selinux"]["enabled"]},
+             lambda doc: doc["linux"]["selinux"] != first["linux"]["selinux"]),
+            ({"cgroup_mounts": v2_only}, lambda doc: doc["linux"]["cgroup"]["v1"] is False
+             and doc["linux"]["cgroup"]["v2"] is True),
+            ({"cgroup_mounts": v2_elsewhere}, lambda doc: doc["linux"]["cgroup"]["v2"] is False),
+            ({"cgroup_mounts": v2_only}, lambda doc: doc["linux"]["cgroup"]["v2"] is True)):
+        _altered_reads(monkeypatch, **reads)
+        assert changed(document()), reads
+    # The same mounts, but the unified hierarchy gives its controllers back to v1.
+    (unified / "cgroup.controllers").write_text("\n")
+    assert document()["linux"]["cgroup"]["v2"] is False
+    monkeypatch.undo()
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/opt/lib")
+    monkeypatch.setattr(features, "_sources", lambda: real_sources() | {str(source)})
+    monkeypatch.setattr(features, "_document", counted)
+    assert document() == first
+    monkeypatch.undo()
+    monkeypatch.setattr(features, "_sources", lambda: real_sources() | {str(source)})
+    monkeypatch.setattr(features, "_document", counted)
+    assert document() == first
+    source.write_bytes(b"two, longer")  # as an upgrade rewrites a library
+    assert document() == first
+    entry = features._entry_path(cache_dir, "document")
+    for torn in ("", "x2f\n", "x2f\n\n{", "\n\n{}"):
+        Path(entry).write_text(torn)
+        assert document() == first, torn
+
+
+@pytest.mark.root
+def test_a_kept_document_follows_the_bounding_set_pyrunc_is_given() -> None:
+    """A capability dropped from the bounding set of whoever starts pyrunc leaves
+    the document, though a document with it is kept; it is back at the next call
+    that holds it."""
+    import subprocess
+
+    import _prctl
+
+    cap_sys_time = 25
+
+    def without_sys_time() -> None:
+        _prctl.prctl(_prctl.PR_CAPBSET_DROP, cap_sys_time)
+
+    def capabilities(**options: Any) -> list[str]:
+        done = subprocess.run([pyrunc_binary(), "features"], capture_output=True, text=True,
+                              timeout=60, check=True, **options)
+        found: list[str] = json.loads(done.stdout)["linux"]["capabilities"]
+        return found
+
+    held = capabilities()
+    assert "CAP_SYS_TIME" in held and capabilities() == held
+    assert capabilities(preexec_fn=without_sys_time) == [
+        name for name in held if name != "CAP_SYS_TIME"]
+    assert capabilities() == held
