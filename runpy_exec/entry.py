@@ -5,8 +5,9 @@ kill, delete...) is parsed by ``fastargs`` with the standard library only;
 everything else (other commands, help, anything unusual) goes through the
 Typer app in ``cli``, whose import alone costs several times the work of most
 commands.  A bare ``features``, as engines run it when they start, has nothing
-to parse and skips even ``fastargs``.  This module must therefore import
-nothing beyond those small modules, and those only when the call needs them.
+to parse or log and skips even ``fastargs`` and ``log``.  This module must
+therefore import nothing beyond those small modules, and those only when the
+call needs them.
 
 Failures are reported once, here: a ``PyruncError`` as its one-line message
 and its exit code, anything unexpected as a one-line internal error (with the
@@ -17,9 +18,6 @@ from __future__ import annotations
 
 import os
 import sys
-
-from runpy_exec import log
-from runpy_exec.errors import PyruncError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,33 +31,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         return _dispatch(args)
-    except PyruncError as err:
-        log.error(str(err))
-        return err.exit_code
-    except KeyboardInterrupt:
-        return INTERRUPTED
-    except SystemExit as exit_:
-        return _exit_status(exit_.code)
-    except BrokenPipeError:
-        # The reader went away (`pyrunc list | head`); there is nobody to tell.
-        _silence_stdout()
-        return 1
-    except Exception as err:  # the last line of defence: never a bare traceback
-        return _internal_error(err, args)
+    except (Exception, KeyboardInterrupt, SystemExit) as err:
+        return _status_of(err, args)
     finally:
-        log.reset()
+        # Undo --log and --debug for the next call in this process (the tests
+        # make many); a call that never loaded log configured nothing.
+        log = sys.modules.get("runpy_exec.log")
+        if log is not None:
+            log.reset()
 
 
 def _dispatch(args: list[str]) -> int:
     if args == ["features"]:
         # dockerd and containerd's CRI plugin run it bare as they start.  With
-        # nothing to parse, the flag tables and request tuples stay unloaded:
-        # ~0.3 ms of a call that is otherwise mostly the interpreter's start.
+        # nothing to parse, the flag tables and request tuples stay unloaded,
+        # and log too (nothing is logged): ~0.5 ms of a call that is
+        # otherwise mostly the interpreter's start.
         from runpy_exec import features
 
         features.print_document()
         return 0
-    from runpy_exec import fastargs
+    from runpy_exec import fastargs, log
 
     parsed = fastargs.parse(args)
     if parsed is None:
@@ -70,16 +62,45 @@ def _dispatch(args: list[str]) -> int:
     return parsed.call()
 
 
+def _status_of(err: BaseException, args: list[str]) -> int:
+    """Report a failure once and choose the exit status.
+
+    A ``PyruncError`` is its one-line message and its exit code; ^C is 130;
+    ``sys.exit`` keeps its code; a reader that went away (``pyrunc list |
+    head``) is nobody to tell; anything else is a one-line internal error,
+    the last line of defence against a bare traceback.  ``log`` and ``errors``
+    are loaded here, on the way out, for the calls that never needed them.
+    """
+    from runpy_exec import log
+    from runpy_exec.errors import PyruncError
+
+    if isinstance(err, PyruncError):
+        log.error(str(err))
+        return err.exit_code
+    if isinstance(err, KeyboardInterrupt):
+        return INTERRUPTED
+    if isinstance(err, SystemExit):
+        return _exit_status(err.code)
+    if isinstance(err, BrokenPipeError):
+        _silence_stdout()
+        return 1
+    return _internal_error(err, args)
+
+
 def _exit_status(code: object) -> int:
     if code is None:
         return 0
     if isinstance(code, int):
         return code
+    from runpy_exec import log
+
     log.error(str(code))
     return 1
 
 
-def _internal_error(err: Exception, args: list[str]) -> int:
+def _internal_error(err: BaseException, args: list[str]) -> int:
+    from runpy_exec import log
+
     if log.debug_enabled():
         import traceback
 

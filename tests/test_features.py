@@ -247,14 +247,15 @@ def test_libseccomp_is_asked_what_pyseccomp_would_answer(document: Document) -> 
 
 def test_a_bare_call_skips_the_command_line_parser(document: Document) -> None:
     """dockerd and containerd run ``features`` with no option as they start: that
-    call loads neither the flag tables nor the request tuples, and prints the
-    document a call that goes through them prints."""
+    call loads neither the flag tables, the request tuples nor the logger, and
+    prints the document a call that goes through them prints."""
     bare, imported = _features_and_imports()
     assert "runpy_exec.features" in imported
-    assert not imported & {"runpy_exec.fastargs", "runpy_exec.requests"}, imported
+    assert not imported & {"runpy_exec.fastargs", "runpy_exec.requests", "runpy_exec.log",
+                           "runpy_exec.errors"}, imported
     assert json.loads(bare) == document
     parsed, imported = _features_and_imports("--log-format", "text")
-    assert "runpy_exec.fastargs" in imported
+    assert {"runpy_exec.fastargs", "runpy_exec.log"} <= imported
     assert parsed == bare
 
 
