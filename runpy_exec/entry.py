@@ -122,6 +122,20 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
+class _ClosedStdout:
+    """sys.stdout when fd 1 was closed at start, where Python leaves None: a
+    command that prints (list, state, features...) then fails in one line, with
+    runc's words, and one that prints nothing (kill, delete, exec) is unaffected."""
+
+    def write(self, _text: str) -> int:
+        from runpy_exec.errors import PyruncError
+
+        raise PyruncError("write /dev/stdout: bad file descriptor")
+
+    def flush(self) -> None:
+        pass
+
+
 # Container objects allocated (net) before the cyclic collector runs; Python's
 # default is 700.  See console_main.
 COLLECTOR_THRESHOLD = 30_000
@@ -147,10 +161,13 @@ def console_main() -> None:
     import gc
 
     gc.set_threshold(COLLECTOR_THRESHOLD)
+    if sys.stdout is None:  # fd 1 was closed when pyrunc started
+        sys.stdout = _ClosedStdout()
     status = main()
     try:
         sys.stdout.flush()
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()
     except (OSError, ValueError):
         status = status or 1
     os._exit(status)

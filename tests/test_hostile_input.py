@@ -198,3 +198,20 @@ def test_config_number_out_of_range_names_the_field(
     assert_refused(capped(pyrunc, "create", "--bundle", str(bundle), container_id), 1,
                    "config.json", expected)
     assert_nothing_left(pyrunc, container_id)
+
+
+def test_a_closed_stdout_is_one_line_not_a_traceback(pyrunc: Runtime,
+                                                      pyrunc_container: str) -> None:
+    """With fd 1 closed from the start Python has no sys.stdout at all: a command
+    that prints fails in runc's one line, one that prints nothing works."""
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([pyrunc.binary, "--root", str(pyrunc.root), *args], text=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60,
+                              preexec_fn=lambda: os.close(1))
+
+    for printing in (["list"], ["state", pyrunc_container], ["features"]):
+        assert_refused(run(*printing), 1, "write /dev/stdout: bad file descriptor")
+    for quiet in (["pause", pyrunc_container], ["resume", pyrunc_container]):
+        done = run(*quiet)
+        assert done.returncode == 0 and done.stderr == "", (quiet, done.stderr)
+    assert pyrunc.state(pyrunc_container)["status"] == "running"
