@@ -237,7 +237,9 @@ class Bench:
              None),
         ]
         if name != "crun":  # crun 1.8 has no features command
-            steps.append(("features", self.rt(name, "features"), None))
+            # Bare, as dockerd and containerd run it when they start: it reads no
+            # state, so it is given no --root either.
+            steps.append(("features", [self.runtimes[name], "features"], None))
         if name == "pyrunc":
             steps.append(("exec (runc's container)",
                           [self.runtimes["pyrunc"], "--root", self.roots["runc"], "exec",
