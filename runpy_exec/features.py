@@ -150,8 +150,8 @@ def document(cache_dir: str = CACHE_DIR) -> str:
     (:class:`_Live`), what the unified hierarchy's controllers file held, and
     the identity of every file the host part came from (see :func:`_host_part`).
     Checking those, rather than making the document, keeps JSON, the linux
-    modules and their reads out of the call engines make as they start: about
-    1 ms, as much again as pyrunc's own modules otherwise cost there.
+    modules and their parsing out of the call engines make as they start
+    (0.6 ms of its 7.4 here).
     """
     live = _Live()
     entry = _entry_path(cache_dir, "document")
@@ -181,8 +181,8 @@ def _kept_document(entry: str, live: _Live) -> str | None:
         return None
     lines = head.split("\n")
     expected = [*_fixed_key(), *live.key()]
-    if lines[:len(expected)] != expected or len(lines) == len(expected):
-        return None
+    if len(lines) <= len(expected) or lines[:len(expected)] != expected:
+        return None  # another install's, boot's or reads' document, or a torn entry
     controllers = lines[len(expected)]
     try:
         path = controllers.partition(" ")[0]
