@@ -154,8 +154,9 @@ def document(cache_dir: str = CACHE_DIR) -> str:
     (0.6 ms of its 7.4 here).
     """
     live = _Live()
+    key = [*_fixed_key(), *live.key()]
     entry = _entry_path(cache_dir, "document")
-    kept = _kept_document(entry, live)
+    kept = _kept_document(entry, key)
     if kept is not None:
         return kept
     host, files = _host_part(cache_dir)
@@ -166,32 +167,32 @@ def document(cache_dir: str = CACHE_DIR) -> str:
     if files is not None:
         from runpy_exec import state
 
-        head = [*_fixed_key(), *live.key(), _controllers_key(controllers, read),
-                *(f"{_hex(path)} {' '.join(map(str, identity))}" for path, *identity in files)]
+        head = [*key, _controllers_key(controllers, read),
+                *(_file_key(path, identity) for path, *identity in files)]
         state.write_cache_entry(entry, ("\n".join(head) + "\n\n" + text).encode(
             "utf-8", "surrogateescape"))
     return text
 
 
-def _kept_document(entry: str, live: _Live) -> str | None:
-    """The document filed in ``entry``, if everything it was made from reads the same."""
+def _kept_document(entry: str, key: list[str]) -> str | None:
+    """The document filed in ``entry``, if it was filed under ``key`` (what this call
+    read) and its controllers file and sources still read as they did."""
     text = _read_text(entry)
     head, blank, kept = (text or "").partition("\n\n")
     if not blank:
         return None
     lines = head.split("\n")
-    expected = [*_fixed_key(), *live.key()]
-    if len(lines) <= len(expected) or lines[:len(expected)] != expected:
+    if len(lines) <= len(key) or lines[:len(key)] != key:
         return None  # another install's, boot's or reads' document, or a torn entry
-    controllers = lines[len(expected)]
+    controllers = lines[len(key)]
     try:
         path = controllers.partition(" ")[0]
         if path != "-" and _controllers_key(_unhex(path),
                                             _read_text(_unhex(path))) != controllers:
             return None
-        for line in lines[len(expected) + 1:]:
-            path, _, identity = line.partition(" ")
-            if " ".join(map(str, _identity(_unhex(path)))) != identity:
+        for line in lines[len(key) + 1:]:
+            path = _unhex(line.partition(" ")[0])
+            if _file_key(path, _identity(path)) != line:
                 return None
     except (OSError, ValueError):
         return None
@@ -208,6 +209,10 @@ def _controllers_key(path: str | None, read: str | None) -> str:
     if path is None:
         return "-"
     return f"{_hex(path)} {'-' if read is None else _hex(read)}"
+
+
+def _file_key(path: str, identity: list[int]) -> str:
+    return f"{_hex(path)} {' '.join(map(str, identity))}"
 
 
 def _hex(text: str) -> str:

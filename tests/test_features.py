@@ -372,8 +372,6 @@ def test_the_document_is_kept_until_what_it_was_made_from_reads_otherwise(
     source = tmp_path / "libsomething.so"
     source.write_bytes(b"one")
     real_sources = features._sources
-    monkeypatch.setattr(features, "_sources", lambda: real_sources() | {str(source)})
-    expected = features.features(str(tmp_path / "elsewhere"))
     made: list[dict[str, Any]] = []
     real_document = features._document
 
@@ -382,7 +380,13 @@ def test_the_document_is_kept_until_what_it_was_made_from_reads_otherwise(
         made.append(result[0])
         return result
 
-    monkeypatch.setattr(features, "_document", counted)
+    def instrument() -> None:
+        """The extra source among the host part's, and every document made counted."""
+        monkeypatch.setattr(features, "_sources", lambda: real_sources() | {str(source)})
+        monkeypatch.setattr(features, "_document", counted)
+
+    expected = features.features(str(tmp_path / "elsewhere"))
+    instrument()
 
     def document() -> Document:
         """The document as printed, after checking that a second call keeps it."""
@@ -421,12 +425,10 @@ def test_the_document_is_kept_until_what_it_was_made_from_reads_otherwise(
     assert document()["linux"]["cgroup"]["v2"] is False
     monkeypatch.undo()
     monkeypatch.setenv("LD_LIBRARY_PATH", "/opt/lib")
-    monkeypatch.setattr(features, "_sources", lambda: real_sources() | {str(source)})
-    monkeypatch.setattr(features, "_document", counted)
+    instrument()
     assert document() == first
     monkeypatch.undo()
-    monkeypatch.setattr(features, "_sources", lambda: real_sources() | {str(source)})
-    monkeypatch.setattr(features, "_document", counted)
+    instrument()
     assert document() == first
     source.write_bytes(b"two, longer")  # as an upgrade rewrites a library
     assert document() == first
